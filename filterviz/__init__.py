@@ -1,0 +1,45 @@
+"""filterviz: see what a convolutional network has learned.
+
+    import filterviz
+    result = filterviz.render_layer("vgg16-hed", "block3_conv1", filters="0:16",
+                                    settings=filterviz.preset("fast", size=96))
+    result.grid  # uint8 picture of every filter, tiled
+
+The public names below are imported on first use, so `import filterviz` (and `filterviz --version`)
+does not start TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "PRESETS": "ascent",
+    "LayerRenderer": "ascent",
+    "LayerResult": "ascent",
+    "RenderSettings": "ascent",
+    "preset": "ascent",
+    "render_layer": "ascent",
+    "select_filters": "ascent",
+    "UserError": "errors",
+    "DEFAULT_MODEL": "models",
+    "LoadedModel": "models",
+    "feature_extractor": "models",
+    "load_model": "models",
+    "visual_layers": "models",
+    "save_layer": "sweep",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'filterviz' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

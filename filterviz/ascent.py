@@ -1,0 +1,422 @@
+"""The engine: activation maximization of every filter of a layer in one compiled tf.while_loop.
+
+A batch holds one image per filter. Each image maximizes its own filter's objective, its gradient is
+normalized by its own norm, and it is updated in place in a tf.Variable. Filter indices are tensors and
+the last chunk is padded, so one trace of the loop serves every chunk of a layer. The loop runs in
+segments of `segment` steps so that a progress bar can advance inside a chunk without a host round-trip
+per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from . import grid, objectives, params, transforms
+from .errors import UserError
+from .models import Extractor, LoadedModel, feature_extractor, graph_cost, load_model
+
+__all__ = [
+    "RenderSettings",
+    "PRESETS",
+    "preset",
+    "LayerRenderer",
+    "ChunkOutput",
+    "LayerResult",
+    "render_layer",
+    "select_filters",
+    "auto_chunk",
+]
+
+PARAMS = ("pixel", "fourier")
+OPTIMIZERS = ("normalized", "adam")
+SCHEDULES = ("constant", "cosine")
+TRANSFORMS = ("none", "standard")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def _check(cond: bool, field: str, value, what: str) -> None:
+    if not cond:
+        raise UserError(f"bad {field} {value!r}: {what}")
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Everything that decides how a layer is rendered. Validated on construction."""
+
+    size: int = 128
+    steps: int = 30
+    lr: float = 10.0
+    seed: int = 0
+    chunk: int | None = None
+    max_memory_gb: float = 2.0
+    border: int = 0
+    pre_activation: bool = True
+    param: str = "pixel"
+    optimizer: str = "normalized"
+    schedule: str = "constant"
+    transforms: str = "none"
+    tv: float = 0.0
+    l2: float = 0.0
+    blur: float = 0.0
+    segment: int = 10
+    xla: bool = False
+    precision: str = "float32"
+    display: str | None = None
+    labels: bool = True
+
+    def __post_init__(self) -> None:
+        def is_int(v) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        def is_num(v) -> bool:
+            return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v)
+
+        _check(is_int(self.size) and 8 <= self.size <= 4096, "size", self.size, "an integer from 8 to 4096")
+        _check(is_int(self.steps) and 1 <= self.steps <= 100_000, "steps", self.steps, "an integer from 1 to 100000")
+        _check(is_num(self.lr) and self.lr > 0, "lr", self.lr, "a positive number")
+        _check(is_int(self.seed) and 0 <= self.seed < 2**31, "seed", self.seed, "an integer from 0 to 2**31-1")
+        _check(self.chunk is None or (is_int(self.chunk) and self.chunk >= 1), "chunk", self.chunk,
+               "a positive integer (or none for automatic)")
+        _check(is_num(self.max_memory_gb) and self.max_memory_gb > 0, "max_memory_gb", self.max_memory_gb,
+               "a positive number of GB")
+        _check(is_int(self.border) and 0 <= self.border, "border", self.border, "an integer >= 0")
+        _check(self.param in PARAMS, "param", self.param, f"valid: {', '.join(PARAMS)}")
+        _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"valid: {', '.join(OPTIMIZERS)}")
+        _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"valid: {', '.join(SCHEDULES)}")
+        _check(self.transforms in TRANSFORMS, "transforms", self.transforms, f"valid: {', '.join(TRANSFORMS)}")
+        for name in ("tv", "l2", "blur"):
+            v = getattr(self, name)
+            _check(is_num(v) and v >= 0, name, v, "a number >= 0")
+        _check(is_int(self.segment) and self.segment >= 1, "segment", self.segment, "a positive integer")
+        _check(self.precision in PRECISIONS, "precision", self.precision, f"valid: {', '.join(PRECISIONS)}")
+        _check(self.display in (None,) + grid.DISPLAY_MODES, "display", self.display,
+               f"valid: {', '.join(grid.DISPLAY_MODES)}")
+
+    @property
+    def display_mode(self) -> str:
+        """How pictures are shown: stretched ('std') for raw pixels, as they are ('range') for Fourier."""
+        return self.display or ("std" if self.param == "pixel" else "range")
+
+    def objective(self) -> objectives.Objective:
+        """The filter's mean activation minus the weighted regularizers."""
+        obj = objectives.channel(self.border)
+        for weight, reg in ((self.tv, objectives.total_variation), (self.l2, objectives.l2),
+                            (self.blur, objectives.blur)):
+            if weight:
+                obj = obj - weight * reg()
+        return obj
+
+    def replace(self, **changes) -> RenderSettings:
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, RenderSettings] = {
+    # The Keras example's algorithm: raw pixels, normalized gradient.
+    "fast": RenderSettings(steps=30, lr=10.0),
+    # Olah et al. 2017: decorrelated Fourier parameterization, transformation robustness, Adam.
+    "quality": RenderSettings(param="fourier", optimizer="adam", lr=0.05, steps=128, transforms="standard"),
+}
+
+
+def preset(name: str, **overrides) -> RenderSettings:
+    """A named preset with some fields replaced."""
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}: valid: {', '.join(PRESETS)}")
+    return PRESETS[name].replace(**overrides)
+
+
+def select_filters(spec: str | int | Sequence[int] | None, n_filters: int, layer: str = "") -> np.ndarray:
+    """Filter indices from `None`/'all', 'a:b' (end exclusive, either side may be empty), '3,7,9', or a list."""
+    where = f" of layer '{layer}'" if layer else ""
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "all"):
+        return np.arange(n_filters, dtype=np.int32)
+    if isinstance(spec, (int, np.integer)):
+        spec = [int(spec)]
+    if isinstance(spec, str):
+        text = spec.strip()
+        try:
+            if ":" in text:
+                a, b = text.split(":", 1)
+                start = int(a) if a.strip() else 0
+                stop = int(b) if b.strip() else n_filters
+                if start < 0 or stop > n_filters or start >= stop:
+                    raise UserError(f"filter range '{text}' is out of range{where}: valid indices are 0 to {n_filters - 1}")
+                return np.arange(start, stop, dtype=np.int32)
+            spec = [int(t) for t in text.split(",") if t.strip()]
+        except ValueError:
+            raise UserError(f"bad filters '{text}': use 'all', a range like 0:64, or a list like 3,7,9") from None
+    idx = [int(i) for i in spec]
+    if not idx:
+        raise UserError(f"no filters selected{where}")
+    bad = [i for i in idx if not 0 <= i < n_filters]
+    if bad:
+        raise UserError(f"filter index {bad[0]} is out of range{where}: valid indices are 0 to {n_filters - 1}")
+    return np.asarray(idx, dtype=np.int32)
+
+
+def auto_chunk(extractor: Extractor, size: int, channels: int, max_memory_gb: float, cap: int = 64) -> int:
+    """The most images per batch whose forward+backward activations fit in `max_memory_gb`."""
+    _, act_bytes = graph_cost(extractor.model, size, channels)
+    per_image = max(1, 3 * act_bytes)  # forward activations, their gradients, and workspace
+    return int(max(1, min(cap, (max_memory_gb * 2**30) // per_image)))
+
+
+@dataclass(frozen=True)
+class ChunkOutput:
+    """Results for a list of filters: images in model-input space, final objective, loss trace, NaN flags."""
+
+    images: np.ndarray
+    scores: np.ndarray
+    trace: np.ndarray
+    nonfinite: np.ndarray
+
+
+class LayerRenderer:
+    """The compiled ascent loop for one extractor and one set of settings.
+
+    It is traced once (`traces` counts Python traces) and reused for every chunk of the layer, and for later
+    calls with other filters (a sweep or a training callback reuses it across jobs and epochs).
+    `max_filters` (the most filters one call will render) lets it pick balanced chunks.
+    """
+
+    def __init__(
+        self,
+        extractor: Extractor,
+        settings: RenderSettings,
+        *,
+        channels: int = 3,
+        input_range: tuple[float, float] = (0.0, 255.0),
+        objective: objectives.Objective | None = None,
+        max_filters: int | None = None,
+    ) -> None:
+        self.extractor = extractor
+        self.settings = settings
+        self.input_range = input_range
+        self.objective = objective or settings.objective()
+        chunk = settings.chunk or auto_chunk(extractor, settings.size, channels, settings.max_memory_gb)
+        if max_filters:  # balance the chunks so the padded last one wastes little
+            chunk = math.ceil(max_filters / math.ceil(max_filters / chunk))
+        self.chunk = chunk
+        self.param = params.Parameterization(settings.param, settings.size, channels)
+        self.transform = (
+            transforms.standard(settings.size) if settings.transforms == "standard" else transforms.compose()
+        )
+        shape = [self.chunk] + self.param.shape
+        self._p = tf.Variable(tf.zeros(shape), trainable=False, name="params")
+        self._m = tf.Variable(tf.zeros(shape), trainable=False, name="adam_m")
+        self._v = tf.Variable(tf.zeros(shape), trainable=False, name="adam_v")
+        self._bad = tf.Variable(tf.zeros([self.chunk], tf.bool), trainable=False, name="nonfinite")
+        self.traces = 0
+        ids = tf.TensorSpec([self.chunk], tf.int32)
+        scalar = tf.TensorSpec([], tf.int32)
+        self._init_fn = tf.function(self._init, input_signature=[ids])
+        self._segment_fn = tf.function(
+            self._segment, input_signature=[ids, scalar, scalar, tf.TensorSpec([], tf.float32)],
+            jit_compile=settings.xla,
+        )
+        self._final_fn = tf.function(self._final, input_signature=[ids])
+
+    # -- compiled pieces -------------------------------------------------------------------------
+    def _model_input(self, unit: tf.Tensor) -> tf.Tensor:
+        lo, hi = self.input_range
+        return lo + (hi - lo) * unit
+
+    def _score(self, unit: tf.Tensor, shown: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
+        feats = self.extractor.model(self._model_input(shown), training=False)
+        return self.objective(objectives.Context(images=unit, features=feats, filters=filters))
+
+    def _init(self, filters: tf.Tensor) -> None:
+        self._p.assign(self.param.init(filters, self.settings.seed))
+        self._m.assign(tf.zeros_like(self._m))
+        self._v.assign(tf.zeros_like(self._v))
+        self._bad.assign(tf.zeros_like(self._bad))
+
+    def _lr(self, step: tf.Tensor, lr: tf.Tensor) -> tf.Tensor:
+        if self.settings.schedule == "cosine":
+            t = tf.cast(step, tf.float32) / float(self.settings.steps)
+            return lr * (0.05 + 0.95 * 0.5 * (1.0 + tf.cos(math.pi * tf.minimum(t, 1.0))))
+        return lr
+
+    def _segment(self, filters: tf.Tensor, start: tf.Tensor, n: tf.Tensor, lr: tf.Tensor) -> tf.Tensor:
+        self.traces += 1
+        axes = list(range(1, len(self._p.shape)))
+        per_image = [-1] + [1] * len(axes)
+        seed0 = tf.constant(self.settings.seed, tf.int32)
+
+        def body(i: tf.Tensor, trace: tf.TensorArray):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(self._p)
+                unit = self.param.to_image(self._p)
+                shown = self.transform(unit, tf.stack([seed0, i]))
+                score = self._score(unit, shown, filters)
+            g = tape.gradient(score, self._p)  # sums over images; each depends only on its own
+            ok = tf.logical_and(tf.reduce_all(tf.math.is_finite(g), axis=axes), tf.math.is_finite(score))
+            g = tf.where(tf.reshape(ok, per_image), g, tf.zeros_like(g))
+            self._bad.assign(tf.logical_or(self._bad, tf.logical_not(ok)))
+            step_lr = self._lr(i, lr)
+            if self.settings.optimizer == "adam":
+                t = tf.cast(i + 1, tf.float32)
+                self._m.assign(0.9 * self._m + 0.1 * g)
+                self._v.assign(0.999 * self._v + 0.001 * tf.square(g))
+                m_hat = self._m / (1.0 - tf.pow(0.9, t))
+                v_hat = self._v / (1.0 - tf.pow(0.999, t))
+                self._p.assign_add(step_lr * m_hat / (tf.sqrt(v_hat) + 1e-8))
+            else:
+                norm = tf.sqrt(tf.reduce_sum(tf.square(g), axis=axes, keepdims=True))
+                self._p.assign_add(step_lr * g / (norm + 1e-8))
+            return i + 1, trace.write(i - start, score)
+
+        trace = tf.TensorArray(tf.float32, size=n)
+        _, trace = tf.while_loop(lambda i, _: i < start + n, body, [start, trace])
+        return trace.stack()
+
+    def _final(self, filters: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        unit = self.param.to_image(self._p)
+        return self._model_input(unit), self._score(unit, unit, filters), self._bad.read_value()
+
+    # -- host side ---------------------------------------------------------------------------------
+    def render(
+        self,
+        filters: Sequence[int],
+        progress: Callable[[float], None] | None = None,
+        lr: float | None = None,
+    ) -> ChunkOutput:
+        """Render `filters` chunk by chunk. `progress(k)` is called with the filters finished since last call."""
+        filters = np.asarray(filters, dtype=np.int32)
+        steps, seg = self.settings.steps, self.settings.segment
+        rate = tf.constant(self.settings.lr if lr is None else lr, tf.float32)
+        out_images, out_scores, out_traces, out_bad = [], [], [], []
+        for start in range(0, len(filters), self.chunk):
+            ids = filters[start : start + self.chunk]
+            real = len(ids)
+            padded = np.concatenate([ids, np.repeat(ids[-1:], self.chunk - real)]).astype(np.int32)
+            self._init_fn(tf.constant(padded))
+            parts = []
+            for s in range(0, steps, seg):
+                k = min(seg, steps - s)
+                parts.append(self._segment_fn(tf.constant(padded), tf.constant(s), tf.constant(k), rate).numpy())
+                if progress is not None:
+                    progress(real * k / steps)
+            images, scores, bad = (t.numpy() for t in self._final_fn(tf.constant(padded)))
+            out_images.append(images[:real])
+            out_scores.append(scores[:real])
+            out_traces.append(np.concatenate(parts, axis=0).T[:real])
+            out_bad.append(bad[:real])
+        return ChunkOutput(
+            np.concatenate(out_images), np.concatenate(out_scores), np.concatenate(out_traces),
+            np.concatenate(out_bad),
+        )
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """Everything render_layer produced for one layer. `metrics` has one row (a dict) per filter."""
+
+    model: str
+    layer: str
+    filters: np.ndarray
+    images: np.ndarray
+    display: np.ndarray
+    grid: np.ndarray
+    activations: np.ndarray
+    trace: np.ndarray
+    metrics: list[dict]
+    settings: RenderSettings
+    seconds: float
+    input_range: tuple[float, float]
+
+
+def _evaluate(extractor: Extractor, images: np.ndarray, filters: np.ndarray, batch: int) -> np.ndarray:
+    """Mean activation of each image's own filter, in batches (a plain forward pass)."""
+    out = []
+    for s in range(0, len(images), batch):
+        feats = extractor.model(tf.constant(images[s : s + batch]), training=False)
+        maps = tf.gather(feats, tf.constant(filters[s : s + batch]), axis=3, batch_dims=1)
+        out.append(tf.reduce_mean(tf.cast(maps, tf.float32), axis=[1, 2]).numpy())
+    return np.concatenate(out)
+
+
+def render_layer(
+    model: str | LoadedModel,
+    layer: str,
+    filters: str | Sequence[int] | None = None,
+    settings: RenderSettings | None = None,
+    *,
+    objective: objectives.Objective | None = None,
+    renderer: LayerRenderer | None = None,
+    quiet: bool = True,
+) -> LayerResult:
+    """Render `filters` (default: all) of `layer` and tile them into a grid.
+
+    Returns the images in model-input space, what the user sees (uint8), the final post-activation of each
+    filter measured on the displayed picture, the loss traces and one metrics row per filter. Filters whose
+    image or gradient became non-finite are re-run with a 10x smaller step and flagged in the metrics.
+    """
+    settings = settings or RenderSettings()
+    lm = load_model(model)
+    if lm.fixed_size is not None and lm.fixed_size != (settings.size, settings.size):
+        raise UserError(
+            f"model '{lm.name}' takes only {lm.fixed_size[0]}x{lm.fixed_size[1]} images; "
+            f"set size to {lm.fixed_size[0]} (got {settings.size})"
+        )
+    t0 = time.perf_counter()
+    if renderer is None:
+        extractor = feature_extractor(lm, layer, pre_activation=settings.pre_activation)
+        idx = select_filters(filters, extractor.filters, layer)
+        renderer = LayerRenderer(
+            extractor, settings, channels=lm.channels, input_range=lm.input_range, objective=objective,
+            max_filters=len(idx),
+        )
+    idx = select_filters(filters, renderer.extractor.filters, layer)
+
+    bar = None
+    if not quiet:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(idx), desc=layer, unit="filter", leave=False, dynamic_ncols=True,
+                   bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}]")
+    try:
+        out = renderer.render(idx, progress=bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    images, scores, trace, bad = out.images, out.scores, out.trace, out.nonfinite.copy()
+    retried = np.zeros(len(idx), bool)
+    if bad.any():  # numerical fault: redo those filters with a smaller step
+        redo = renderer.render(idx[bad], lr=settings.lr / 10.0)
+        images, scores, trace = images.copy(), scores.copy(), trace.copy()
+        images[bad], scores[bad], trace[bad] = redo.images, redo.scores, redo.trace
+        retried = bad.copy()
+        bad = np.zeros_like(bad)
+        bad[retried] = redo.nonfinite
+    finite = np.isfinite(images).all(axis=(1, 2, 3))
+    bad |= ~finite
+    images = np.where(finite[:, None, None, None], images, np.float32(np.mean(lm.input_range)))
+
+    display = grid.to_display(images, lm.input_range, settings.display_mode)
+    post = feature_extractor(lm, layer, pre_activation=False)
+    shown = grid.to_model_space(display, lm.input_range)
+    activations = _evaluate(post, shown, idx, renderer.chunk)
+    seconds = time.perf_counter() - t0
+    rows = [
+        {
+            "filter": int(f),
+            "activation": float(a),
+            "objective_start": float(tr[0]),
+            "objective_end": float(s),
+            "dead": bool(a <= 0.0),
+            "nonfinite": bool(b),
+            "retried": bool(r),
+        }
+        for f, a, tr, s, b, r in zip(idx, activations, trace, scores, bad, retried)
+    ]
+    tiles = grid.tile(display, labels=[int(i) for i in idx] if settings.labels else None)
+    return LayerResult(lm.name, layer, idx, images, display, tiles, activations, trace, rows, settings, seconds,
+                       lm.input_range)

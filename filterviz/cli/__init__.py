@@ -1,0 +1,84 @@
+"""The `filterviz` command: a thin layer over the Python API.
+
+Each subcommand lives in its own module with `add_parser(subparsers)` and `run(args) -> int`.
+User errors print one line on stderr and exit 2; TensorFlow is imported only when a command needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .. import __version__
+
+__all__ = ["main"]
+
+DEFAULT_MODEL = "vgg16-hed"  # = models.DEFAULT_MODEL, kept here so parsing arguments needs no TensorFlow
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and exit status 2."""
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse API
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(EXIT_USER_ERROR)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import layer, layers
+
+    p = _Parser(prog="filterviz", description="See what a convolutional network has learned.")
+    p.add_argument("--version", action="version", version=f"filterviz {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in (layer, layers):
+        module.add_parser(sub)
+    return p
+
+
+def _start_tensorflow_quietly() -> None:
+    """Import TensorFlow and initialize its devices with the C++ start-up log lines (CUDA probes, CPU
+    feature notes) kept off the terminal. Python-level errors still surface normally."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if os.environ.get("FILTERVIZ_TF_LOGS"):
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_logical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    from ..errors import UserError
+
+    try:
+        _start_tensorflow_quietly()
+        return int(args.run(args) or 0)
+    except UserError as e:
+        sys.stderr.write(f"filterviz: error: {e}\n")
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("filterviz: interrupted; finished files are kept, nothing half-written\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `filterviz layers | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""`filterviz layer LAYER`: render every (or some) filter of a layer to a grid picture."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import DEFAULT_MODEL
+
+
+def add_render_options(p: argparse.ArgumentParser) -> None:
+    """The render settings, shared by every command that renders filters. Unset options keep the preset's."""
+    g = p.add_argument_group("render settings (override the preset)")
+    g.add_argument("--preset", default="fast", help="fast or quality (default fast)")
+    g.add_argument("--size", type=int, help="image size in pixels")
+    g.add_argument("--steps", type=int, help="gradient-ascent steps")
+    g.add_argument("--lr", type=float, help="step size")
+    g.add_argument("--seed", type=int, help="random seed (same seed, same pictures)")
+    g.add_argument("--chunk", type=int, help="filters per batch (default: from --max-memory)")
+    g.add_argument("--max-memory", type=float, dest="max_memory_gb", help="activation memory budget in GB")
+    g.add_argument("--border", type=int, help="feature-map pixels left out of the objective on each side")
+    g.add_argument("--param", help="pixel or fourier")
+    g.add_argument("--optimizer", help="normalized or adam")
+    g.add_argument("--transforms", help="none or standard")
+    g.add_argument("--tv", type=float, help="total-variation penalty weight")
+    g.add_argument("--xla", action="store_true", default=None, help="compile the loop with XLA")
+    g.add_argument("--precision", help="float32, mixed_float16 or mixed_bfloat16")
+    g.add_argument("--post-activation", action="store_false", dest="pre_activation", default=None,
+                   help="maximize the layer's output after its activation (default: before)")
+    g.add_argument("--no-labels", action="store_false", dest="labels", default=None, help="no filter numbers")
+
+
+def settings_from_args(args: argparse.Namespace):
+    from ..ascent import RenderSettings, preset
+
+    fields = set(RenderSettings.__dataclass_fields__)
+    changes = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    return preset(args.preset, **changes)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("layer", help="render the filters of a layer into one grid picture")
+    p.add_argument("layer", help="layer name (see: filterviz layers)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or .keras/.h5 path (default {DEFAULT_MODEL})")
+    p.add_argument("--filters", default="all", help="all, a range like 0:64, or a list like 3,7,9")
+    p.add_argument("--out", help="output folder (default outputs/<model>/<layer>/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--unsafe", action="store_true", help="allow model files that run code when loaded")
+    add_render_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..ascent import render_layer, select_filters
+    from ..models import feature_extractor, load_model
+    from ..sweep import ensure_dir, layer_dir, save_layer
+
+    settings = settings_from_args(args)
+    lm = load_model(args.model, unsafe=args.unsafe)
+    extractor = feature_extractor(lm, args.layer, pre_activation=settings.pre_activation)
+    select_filters(args.filters, extractor.filters, args.layer)  # fail on a bad index before any work
+    out = args.out or layer_dir("outputs", lm.name, args.layer)
+    ensure_dir(out)
+    result = render_layer(lm, args.layer, args.filters, settings, quiet=args.quiet)
+    paths = save_layer(result, out)
+    dead = sum(r["dead"] for r in result.metrics)
+    print(
+        f"{lm.name} {args.layer}: {len(result.filters)} filters in {result.seconds:.1f} s, "
+        f"{dead} dead -> {paths[0]}",
+        file=sys.stdout,
+    )
+    return 0

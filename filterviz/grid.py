@@ -1,0 +1,90 @@
+"""Display deprocessing and tiling of many images into one grid picture. NumPy only.
+
+Display deprocessing (`to_display`), per image:
+- mode "std" (pixel parameterization): centre on the image's mean, scale so one standard deviation is
+  `contrast` (0.15) of the range, shift to mid-grey, clip to [0, 1]. This is the Keras example's recipe;
+  it shows structure even when the raw image drifts far outside the valid range.
+- mode "range" (images already in the valid range, e.g. the Fourier parameterization): map the model's
+  input range to [0, 1] and clip. Nothing is stretched, so colours are what the model saw.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["to_display", "to_model_space", "tile", "DISPLAY_MODES"]
+
+DISPLAY_MODES = ("std", "range")
+
+# 3x5 bitmap digits for filter-index labels.
+_DIGITS = {
+    "0": "111101101101111", "1": "010110010010111", "2": "111001111100111", "3": "111001111001111",
+    "4": "101101111001001", "5": "111100111001111", "6": "111100111101111", "7": "111001010010010",
+    "8": "111101111101111", "9": "111101111001111",
+}
+
+
+def to_display(
+    images: np.ndarray, value_range: tuple[float, float], mode: str = "std", contrast: float = 0.15
+) -> np.ndarray:
+    """Images in model-input space [N,H,W,C] -> uint8 [N,H,W,C] for display (see module docstring)."""
+    lo, hi = value_range
+    x = (np.asarray(images, dtype=np.float64) - lo) / (hi - lo)
+    x = np.where(np.isfinite(x), x, 0.5)
+    if mode == "std":
+        mean = x.mean(axis=(1, 2, 3), keepdims=True)
+        std = x.std(axis=(1, 2, 3), keepdims=True)
+        x = (x - mean) / (std + 1e-5) * contrast + 0.5
+    elif mode != "range":
+        raise ValueError(f"unknown display mode {mode!r}; valid: {', '.join(DISPLAY_MODES)}")
+    return np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def to_model_space(display: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
+    """uint8 display images -> float32 model-input space (the inverse of mode "range")."""
+    lo, hi = value_range
+    return (display.astype(np.float32) / 255.0 * (hi - lo) + lo).astype(np.float32)
+
+
+def _label(text: str, scale: int) -> np.ndarray:
+    """A black-on-transparent mask [h, w] of the digits in `text`."""
+    glyphs = [np.array([int(b) for b in _DIGITS[ch]], dtype=bool).reshape(5, 3) for ch in text if ch in _DIGITS]
+    if not glyphs:
+        return np.zeros((0, 0), bool)
+    row = np.concatenate([np.pad(g, ((0, 0), (0, 1))) for g in glyphs], axis=1)[:, :-1]
+    return np.kron(row, np.ones((scale, scale), bool))
+
+
+def tile(
+    images: np.ndarray,
+    cols: int | None = None,
+    margin: int = 2,
+    labels: list[int] | None = None,
+    background: int = 255,
+) -> np.ndarray:
+    """Tile uint8 images [N,H,W,C] into one picture of rows x cols with `margin` pixels between tiles.
+
+    With `labels`, each tile's number is drawn in a small white box at its top-left corner.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[0] == 0:
+        raise ValueError(f"tile needs a non-empty batch [N,H,W,C], got shape {images.shape}")
+    n, h, w, c = images.shape
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    out = np.full((rows * h + (rows + 1) * margin, cols * w + (cols + 1) * margin, c), background, np.uint8)
+    scale = max(1, h // 64)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        y, x = margin + r * (h + margin), margin + q * (w + margin)
+        out[y : y + h, x : x + w] = images[i]
+        if labels is not None:
+            mask = _label(str(labels[i]), scale)[: h - 2, : w - 2]
+            mh, mw = mask.shape
+            if mh:
+                box = out[y : y + mh + 2 * scale, x : x + mw + 2 * scale]
+                box[...] = 255
+                box[scale : scale + mh, scale : scale + mw][mask] = 0
+    return out

@@ -1,0 +1,102 @@
+"""What to maximize. Objectives are small composable values: `channel() - 0.05 * total_variation()`.
+
+An objective maps a `Context` (the batch of images, their feature maps and each image's target filter) to
+one score per image, shape [N]. The engine maximizes every image's own score; scores never mix across
+images, so one batch renders many filters independently. Regularizers are objectives too: they return a
+penalty (a positive number) that you subtract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+__all__ = ["Context", "Objective", "channel", "total_variation", "l2", "blur"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an objective sees: `images` in unit space [N,H,W,C] (0..1 is the valid range), the layer's
+    `features` [N,h,w,F] and each image's target `filters` [N] (int32)."""
+
+    images: tf.Tensor
+    features: tf.Tensor
+    filters: tf.Tensor
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A per-image score to maximize. Supports +, -, unary -, and * or / by a number."""
+
+    fn: Callable[[Context], tf.Tensor]
+    name: str
+
+    def __call__(self, ctx: Context) -> tf.Tensor:
+        return self.fn(ctx)
+
+    def __add__(self, other: Objective | float) -> Objective:
+        if isinstance(other, (int, float)):
+            return Objective(lambda c: self(c) + other, f"{self.name} + {other}")
+        return Objective(lambda c: self(c) + other(c), f"{self.name} + {other.name}")
+
+    __radd__ = __add__
+
+    def __neg__(self) -> Objective:
+        return Objective(lambda c: -self(c), f"-{self.name}")
+
+    def __sub__(self, other: Objective | float) -> Objective:
+        return self + (-other)
+
+    def __rsub__(self, other: float) -> Objective:
+        return (-self) + other
+
+    def __mul__(self, k: float) -> Objective:
+        if not isinstance(k, (int, float)):
+            return NotImplemented
+        return Objective(lambda c: k * self(c), f"{k} * {self.name}")
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, k: float) -> Objective:
+        return self * (1.0 / k)
+
+
+def channel(border: int = 0) -> Objective:
+    """The mean of each image's own filter map, leaving `border` feature-map pixels out on every side."""
+
+    def fn(c: Context) -> tf.Tensor:
+        maps = tf.gather(c.features, c.filters, axis=3, batch_dims=1)  # [N, h, w]
+        if border > 0:
+            maps = maps[:, border:-border, border:-border]
+        return tf.reduce_mean(tf.cast(maps, tf.float32), axis=[1, 2])
+
+    return Objective(fn, f"channel(border={border})" if border else "channel")
+
+
+def total_variation() -> Objective:
+    """Mean absolute difference between neighbouring pixels: a penalty on noise (subtract it)."""
+
+    def fn(c: Context) -> tf.Tensor:
+        x = c.images
+        dy = tf.abs(x[:, 1:, :, :] - x[:, :-1, :, :])
+        dx = tf.abs(x[:, :, 1:, :] - x[:, :, :-1, :])
+        return tf.reduce_mean(dy, axis=[1, 2, 3]) + tf.reduce_mean(dx, axis=[1, 2, 3])
+
+    return Objective(fn, "tv")
+
+
+def l2(center: float = 0.5) -> Objective:
+    """Mean squared distance of the pixels from mid-grey: a decay penalty (subtract it)."""
+    return Objective(lambda c: tf.reduce_mean(tf.square(c.images - center), axis=[1, 2, 3]), "l2")
+
+
+def blur() -> Objective:
+    """Mean squared difference between the image and its 3x3 box blur: a high-frequency penalty (subtract it)."""
+
+    def fn(c: Context) -> tf.Tensor:
+        blurred = tf.nn.avg_pool2d(c.images, 3, 1, "SAME")
+        return tf.reduce_mean(tf.square(c.images - blurred), axis=[1, 2, 3])
+
+    return Objective(fn, "blur")

@@ -1,0 +1,119 @@
+"""Random, differentiable image transforms for transformation robustness (Olah et al. 2017).
+
+Pure TensorFlow and traceable: each transform is drawn afresh at every step inside the compiled loop from
+a stateless seed [2] (int32), so a run is deterministic. One draw serves the whole batch, which keeps a
+batched run identical to rendering its filters one at a time. pad grows the image and jitter crops it; scale and rotate keep its size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+__all__ = ["Transform", "pad", "jitter", "random_scale", "random_rotate", "compose", "standard"]
+
+
+@dataclass(frozen=True)
+class Transform:
+    """images [N,H,W,C], seed int32[2] -> images [N,H,W,C]."""
+
+    fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+    name: str
+
+    def __call__(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        return self.fn(images, seed)
+
+
+def _sub(seed: tf.Tensor, k: int) -> tf.Tensor:
+    """A distinct seed for the k-th random draw of a step."""
+    return tf.stack([seed[0], seed[1] * 7919 + k])
+
+
+def pad(n: int, value: float = 0.5) -> Transform:
+    """Grow the image by n pixels of `value` on every side, so its edges are not special."""
+
+    def fn(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        if n <= 0:
+            return x
+        return tf.pad(x, [[0, 0], [n, n], [n, n], [0, 0]], constant_values=value)
+
+    return Transform(fn, f"pad({n})")
+
+
+def jitter(d: int) -> Transform:
+    """Crop d pixels less in each dimension, at a random offset: a shift of up to d pixels."""
+
+    def fn(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        if d <= 0:
+            return x
+        off = tf.random.stateless_uniform([2], _sub(seed, 1), 0, d + 1, dtype=tf.int32)
+        h, w = x.shape[1], x.shape[2]
+        size = tf.stack([h - d, w - d]) if h is not None and w is not None else tf.shape(x)[1:3] - d
+        return tf.slice(x, tf.stack([0, off[0], off[1], 0]), tf.stack([-1, size[0], size[1], -1]))
+
+    return Transform(fn, f"jitter({d})")
+
+
+def _affine(x: tf.Tensor, scale: tf.Tensor, angle: tf.Tensor) -> tf.Tensor:
+    """Scale and rotate about the centre, bilinear, reflecting at the edges; differentiable in x."""
+    h = tf.cast(tf.shape(x)[1], tf.float32)
+    w = tf.cast(tf.shape(x)[2], tf.float32)
+    cy, cx = (h - 1.0) / 2.0, (w - 1.0) / 2.0
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    # Output pixel (x', y') samples input at A @ (x'-c) + c, with A the inverse of scale*rotation.
+    a0, a1, b0, b1 = cos, sin, -sin, cos
+    a2 = cx - a0 * cx - a1 * cy
+    b2 = cy - b0 * cx - b1 * cy
+    t = tf.stack([a0, a1, a2, b0, b1, b2, 0.0, 0.0])
+    t = tf.tile(t[None], [tf.shape(x)[0], 1])
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=x, transforms=t, output_shape=tf.shape(x)[1:3], interpolation="BILINEAR",
+        fill_mode="REFLECT", fill_value=0.0,
+    )
+
+
+def random_scale(scales: Sequence[float]) -> Transform:
+    """Zoom by a factor drawn uniformly from `scales`."""
+    table = tf.constant(list(scales), tf.float32)
+
+    def fn(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        i = tf.random.stateless_uniform([], _sub(seed, 2), 0, len(scales), dtype=tf.int32)
+        return _affine(x, table[i], tf.constant(0.0))
+
+    return Transform(fn, f"scale({list(scales)})")
+
+
+def random_rotate(degrees: float) -> Transform:
+    """Rotate by an angle drawn uniformly from [-degrees, degrees]."""
+
+    def fn(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        angle = tf.random.stateless_uniform([], _sub(seed, 3), -degrees, degrees) * (math.pi / 180.0)
+        return _affine(x, tf.constant(1.0), angle)
+
+    return Transform(fn, f"rotate({degrees})")
+
+
+def compose(*transforms: Transform) -> Transform:
+    """Apply the transforms in order."""
+
+    def fn(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        for t in transforms:
+            x = t(x, seed)
+        return x
+
+    return Transform(fn, " > ".join(t.name for t in transforms) or "identity")
+
+
+def standard(size: int) -> Transform:
+    """Lucid's recipe scaled to the image size: pad, jitter, scale, rotate, jitter."""
+    k = max(1, round(size / 128 * 8))
+    return compose(
+        pad(k * 2),
+        jitter(k),
+        random_scale([1 + (i - 5) / 50.0 for i in range(11)]),
+        random_rotate(10.0),
+        jitter(max(1, k // 2)),
+    )
