@@ -29,6 +29,7 @@ __all__ = [
     "versions",
     "save_layer",
     "layer_dir",
+    "save_figure",
 ]
 
 
@@ -162,3 +163,11 @@ def save_layer(result, out_dir: str | os.PathLike) -> list[Path]:
     }
     written.append(write_json(out / "metrics.json", meta))
     return written
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Save a matplotlib Figure atomically; the format comes from the file suffix (png, pdf, svg...)."""
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=(path.suffix.lstrip(".") or "png").lower(), dpi=dpi, bbox_inches="tight")
+    return atomic_write(path, buf.getvalue())
