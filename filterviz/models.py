@@ -180,7 +180,11 @@ def load_model(
     path = Path(text)
     if path.suffix.lower() in (".keras", ".h5", ".hdf5") or path.exists():
         return LoadedModel(path.stem, _load_file(path, unsafe), input_range or (0.0, 255.0))
-    raise UserError(f"unknown model '{text}': {suggest(key, model_names())} (or a path to a .keras/.h5 file)")
+    close = suggest(key, model_names())
+    raise UserError(
+        f"unknown model '{text}'{': ' + close if close.startswith('did') else ''}; valid: '{DEFAULT_MODEL}' (embedded),"
+        " a keras.applications name such as 'vgg16' or 'resnet50v2', or a path to a .keras/.h5 file"
+    )
 
 
 def _load_file(path: Path, unsafe: bool) -> keras.Model:
@@ -251,15 +255,16 @@ def feature_extractor(model: keras.Model | LoadedModel, layer: str, *, pre_activ
         raise UserError(
             f"layer '{layer}' has no filters (output shape {shape}); layers with filters: {suggest(layer, visual)}"
         )
+    inputs = net.inputs[0] if len(net.inputs) == 1 else net.inputs
     activation = getattr(target, "activation", None)
     linear = activation is None or getattr(activation, "__name__", "") == "linear"
     if not pre_activation or linear:
-        return Extractor(keras.Model(net.inputs, target.output), layer, int(shape[-1]), pre_activation)
+        return Extractor(keras.Model(inputs, target.output), layer, int(shape[-1]), pre_activation)
     config = dict(target.get_config(), activation="linear", name=f"{layer}_preact")
     copy = type(target).from_config(config)
     out = copy(target.input)
     copy.set_weights(target.get_weights())
-    return Extractor(keras.Model(net.inputs, out), layer, int(shape[-1]), True, ((target, copy),))
+    return Extractor(keras.Model(inputs, out), layer, int(shape[-1]), True, ((target, copy),))
 
 
 def graph_cost(model: keras.Model, size: int, channels: int = 3) -> tuple[float, int]:

@@ -1,0 +1,182 @@
+"""The compiled ascent engine: activations rise, batching changes nothing, one trace per layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import make_tiny_cnn
+
+from filterviz import objectives
+from filterviz.ascent import LayerRenderer, RenderSettings, preset, render_layer, select_filters
+from filterviz.errors import UserError
+from filterviz.models import feature_extractor, load_model
+
+SMALL = RenderSettings(size=24, steps=12, lr=5.0, segment=4)
+
+
+def renderer(model, layer="conv2", settings=SMALL, **kw) -> LayerRenderer:
+    ex = feature_extractor(model, layer, pre_activation=settings.pre_activation)
+    return LayerRenderer(ex, settings, **kw)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        SMALL,
+        SMALL.replace(param="fourier", optimizer="adam", lr=0.1, transforms="standard", size=32, steps=24),
+        SMALL.replace(tv=0.5, schedule="cosine"),
+    ],
+    ids=["pixel", "fourier-adam-transforms", "tv-cosine"],
+)
+def test_activation_rises_for_every_filter(tiny_cnn, settings):
+    out = renderer(tiny_cnn, settings=settings, input_range=(0.0, 255.0)).render(range(12))
+    assert out.trace.shape == (12, settings.steps)
+    assert np.all(out.trace[:, -1] > out.trace[:, 0]), out.trace[:, [0, -1]]
+    assert np.all(out.scores > out.trace[:, 0])
+    assert not out.nonfinite.any()
+
+
+def test_batched_equals_one_at_a_time(tiny_cnn):
+    ids = [0, 3, 5, 11]
+    batched = renderer(tiny_cnn, settings=SMALL.replace(chunk=4)).render(ids)
+    single = renderer(tiny_cnn, settings=SMALL.replace(chunk=1))
+    for k, f in enumerate(ids):
+        one = single.render([f])
+        np.testing.assert_allclose(batched.images[k], one.images[0], rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(batched.trace[k], one.trace[0], rtol=1e-4, atol=1e-4)
+
+
+def test_one_trace_serves_every_chunk(tiny_cnn):
+    r = renderer(tiny_cnn, settings=SMALL.replace(chunk=5))
+    out = r.render(range(12))  # chunks of 5, 5 and a padded 2
+    assert r.traces == 1
+    r.render([1, 2])
+    assert r.traces == 1
+    assert out.images.shape == (12, 24, 24, 3)
+
+
+def test_gradient_is_normalized_per_image(tiny_cnn):
+    """Scaling one image's objective by 1000 changes nothing: no image's step depends on another's."""
+    ids = [0, 1, 2, 3]
+    base = renderer(tiny_cnn, settings=SMALL.replace(chunk=4)).render(ids)
+
+    def louder(c: objectives.Context) -> tf.Tensor:
+        weight = tf.where(tf.equal(c.filters, 2), 1000.0, 1.0)
+        return weight * objectives.channel()(c)
+
+    out = renderer(tiny_cnn, settings=SMALL.replace(chunk=4), objective=objectives.Objective(louder, "loud")).render(ids)
+    np.testing.assert_allclose(out.images, base.images, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(out.trace[[0, 1, 3]], base.trace[[0, 1, 3]], rtol=1e-4, atol=1e-4)
+
+
+def test_same_seed_same_images_other_seed_differs(tiny_cnn):
+    a = renderer(tiny_cnn).render([0, 1])
+    b = renderer(tiny_cnn).render([0, 1])
+    c = renderer(tiny_cnn, settings=SMALL.replace(seed=1)).render([0, 1])
+    np.testing.assert_array_equal(a.images, b.images)
+    assert not np.allclose(a.images, c.images)
+
+
+def test_pre_activation_copy_leaves_model_untouched(tiny_cnn, tiny_weights):
+    x = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    before = tiny_cnn(x).numpy()
+    ex = feature_extractor(tiny_cnn, "conv2")
+    assert tiny_cnn.get_layer("conv2").activation.__name__ == "relu"
+    feats = ex.model(x).numpy()
+    post = feature_extractor(tiny_cnn, "conv2", pre_activation=False).model(x).numpy()
+    assert (feats < 0).any() and (post >= 0).all()
+    np.testing.assert_allclose(np.maximum(feats, 0), post, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(tiny_cnn(x).numpy(), before)
+    for w, w0 in zip(tiny_cnn.get_weights(), tiny_weights):
+        np.testing.assert_array_equal(w, w0)
+
+
+def test_extractor_sync_follows_new_weights(tiny_cnn):
+    ex = feature_extractor(tiny_cnn, "conv2")
+    layer = tiny_cnn.get_layer("conv2")
+    layer.kernel.assign(layer.kernel * 2.0)
+    ex.sync()
+    x = np.ones((1, 8, 8, 3), "float32") * 100
+    post = feature_extractor(tiny_cnn, "conv2", pre_activation=False).model(x).numpy()
+    np.testing.assert_allclose(np.maximum(ex.model(x).numpy(), 0), post, rtol=1e-5, atol=1e-4)
+
+
+def test_render_layer_result(tiny_cnn):
+    res = render_layer(load_model(tiny_cnn), "conv3", "0:4", SMALL)
+    assert res.filters.tolist() == [0, 1, 2, 3]
+    assert res.display.dtype == np.uint8 and res.display.shape == (4, 24, 24, 3)
+    assert res.grid.ndim == 3 and res.grid.shape[2] == 3
+    assert len(res.metrics) == 4 and all(r["objective_end"] > r["objective_start"] for r in res.metrics)
+    assert np.isfinite(res.activations).all()
+
+
+def test_nonfinite_is_flagged_and_retried(tiny_cnn):
+    """A NaN forced into one filter's objective is caught inside the loop; it never reaches a picture."""
+
+    def poisoned(c: objectives.Context) -> tf.Tensor:
+        factor = tf.where(tf.equal(c.filters, 1), np.float32(np.nan), np.float32(1.0))  # NaN for filter 1 only
+        return objectives.channel()(c) * factor
+
+    res = render_layer(load_model(tiny_cnn), "conv2", [0, 1, 2], SMALL, objective=objectives.Objective(poisoned, "nan"))
+    rows = {r["filter"]: r for r in res.metrics}
+    assert rows[1]["nonfinite"] and rows[1]["retried"]
+    assert not rows[0]["nonfinite"] and not rows[2]["nonfinite"]
+    assert np.isfinite(res.images).all() and res.display.dtype == np.uint8
+
+
+def test_objective_algebra():
+    c = objectives.Context(
+        images=tf.fill([2, 4, 4, 3], 0.5), features=tf.reshape(tf.range(2 * 2 * 2 * 3, dtype=tf.float32), [2, 2, 2, 3]),
+        filters=tf.constant([0, 2]),
+    )
+    ch = objectives.channel()(c).numpy()
+    np.testing.assert_allclose(ch, [4.5, 18.5])
+    combo = objectives.channel() - 0.5 * objectives.total_variation() + 2 * objectives.l2()
+    np.testing.assert_allclose(combo(c).numpy(), ch)  # flat grey image: tv = l2 = 0
+    np.testing.assert_allclose((-objectives.channel() / 2)(c).numpy(), -ch / 2)
+
+
+@pytest.mark.parametrize(
+    "spec, n, expected",
+    [(None, 4, [0, 1, 2, 3]), ("all", 3, [0, 1, 2]), ("1:3", 5, [1, 2]), (":2", 5, [0, 1]), ("3:", 5, [3, 4]),
+     ("3,1", 5, [3, 1]), ([2], 5, [2]), (4, 5, [4])],
+)
+def test_select_filters(spec, n, expected):
+    assert select_filters(spec, n).tolist() == expected
+
+
+@pytest.mark.parametrize("spec, word", [("9", "9"), ("0:99", "0:99"), ("a,b", "a,b"), ("-1", "-1"), ("3:3", "3:3")])
+def test_select_filters_errors_name_the_value(spec, word):
+    with pytest.raises(UserError, match=word):
+        select_filters(spec, 5, "conv")
+
+
+@pytest.mark.parametrize(
+    "field, value", [("size", 0), ("steps", 0), ("steps", -3), ("lr", 0.0), ("chunk", 0), ("param", "voxel"),
+                     ("optimizer", "sgd"), ("tv", -1.0), ("size", 2.5), ("precision", "fp8")],
+)
+def test_settings_validation_names_field_and_value(field, value):
+    with pytest.raises(UserError, match=field):
+        RenderSettings(**{field: value})
+
+
+def test_unknown_preset():
+    with pytest.raises(UserError, match="'best'.*fast"):
+        preset("best")
+
+
+def test_vgg16_hed_small():
+    """The embedded default model loads offline and renders at a small size."""
+    lm = load_model("vgg16-hed")
+    assert lm.name == "vgg16-hed" and lm.input_range == (0.0, 255.0)
+    res = render_layer(lm, "block1_conv1", "0:3", RenderSettings(size=24, steps=4, segment=2))
+    assert (res.trace[:, -1] > res.trace[:, 0]).all()
+    assert (res.activations > 0).all()
+
+
+def test_tiny_other_channels():
+    """A grayscale model works end to end."""
+    m = make_tiny_cnn(channels=1)
+    res = render_layer(load_model(m), "conv1", "0:2", SMALL)
+    assert res.images.shape == (2, 24, 24, 1) and res.grid.shape[2] == 1
