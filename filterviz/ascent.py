@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from . import grid, objectives, params, transforms
+from . import grid, metrics, objectives, params, transforms
 from .errors import UserError
 from .models import Extractor, LoadedModel, feature_extractor, graph_cost, load_model
 
@@ -333,16 +333,6 @@ class LayerResult:
     input_range: tuple[float, float]
 
 
-def _evaluate(extractor: Extractor, images: np.ndarray, filters: np.ndarray, batch: int) -> np.ndarray:
-    """Mean activation of each image's own filter, in batches (a plain forward pass)."""
-    out = []
-    for s in range(0, len(images), batch):
-        feats = extractor.model(tf.constant(images[s : s + batch]), training=False)
-        maps = tf.gather(feats, tf.constant(filters[s : s + batch]), axis=3, batch_dims=1)
-        out.append(tf.reduce_mean(tf.cast(maps, tf.float32), axis=[1, 2]).numpy())
-    return np.concatenate(out)
-
-
 def render_layer(
     model: str | LoadedModel,
     layer: str,
@@ -356,7 +346,8 @@ def render_layer(
     """Render `filters` (default: all) of `layer` and tile them into a grid.
 
     Returns the images in model-input space, what the user sees (uint8), the final post-activation of each
-    filter measured on the displayed picture, the loss traces and one metrics row per filter. Filters whose
+    filter measured on the displayed picture, the loss traces and one metrics row per filter (with the
+    quality metrics of `filterviz.metrics`). Filters whose
     image or gradient became non-finite are re-run with a 10x smaller step and flagged in the metrics.
     """
     settings = settings or RenderSettings()
@@ -403,19 +394,23 @@ def render_layer(
     display = grid.to_display(images, lm.input_range, settings.display_mode)
     post = feature_extractor(lm, layer, pre_activation=False)
     shown = grid.to_model_space(display, lm.input_range)
-    activations = _evaluate(post, shown, idx, renderer.chunk)
+    quality = metrics.quality_metrics(post, shown, display, idx, batch=renderer.chunk, seed=settings.seed)
+    activations = quality["activation"]
     seconds = time.perf_counter() - t0
     rows = [
         {
             "filter": int(f),
-            "activation": float(a),
-            "objective_start": float(tr[0]),
-            "objective_end": float(s),
-            "dead": bool(a <= 0.0),
-            "nonfinite": bool(b),
-            "retried": bool(r),
+            "activation": float(quality["activation"][k]),
+            "dead": bool(quality["dead"][k]),
+            "specificity_rank": int(quality["specificity_rank"][k]),
+            "robustness": float(quality["robustness"][k]),
+            "hf_share": float(quality["hf_share"][k]),
+            "objective_start": float(trace[k, 0]),
+            "objective_end": float(scores[k]),
+            "nonfinite": bool(bad[k]),
+            "retried": bool(retried[k]),
         }
-        for f, a, tr, s, b, r in zip(idx, activations, trace, scores, bad, retried)
+        for k, f in enumerate(idx)
     ]
     tiles = grid.tile(display, labels=[int(i) for i in idx] if settings.labels else None)
     return LayerResult(lm.name, layer, idx, images, display, tiles, activations, trace, rows, settings, seconds,

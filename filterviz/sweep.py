@@ -158,6 +158,9 @@ def save_layer(result, out_dir: str | os.PathLike) -> list[Path]:
             "dead": int(sum(r["dead"] for r in result.metrics)),
             "nonfinite": int(sum(r["nonfinite"] for r in result.metrics)),
             "median_activation": float(np.median(result.activations)),
+            "median_specificity_rank": float(np.median([r["specificity_rank"] for r in result.metrics])),
+            "median_robustness": float(np.median([r["robustness"] for r in result.metrics])),
+            "median_hf_share": float(np.median([r["hf_share"] for r in result.metrics])),
         },
         "filters": result.metrics,
     }
