@@ -11,7 +11,7 @@ from filterviz.models import feature_extractor, load_model
 def test_hf_share_checkerboard_vs_smooth():
     y, x = np.mgrid[0:32, 0:32]
     checker = (((x + y) % 2) * 255).astype(np.uint8)[None, :, :, None].repeat(3, axis=3)
-    smooth = (x * 8).astype(np.uint8)[None, :, :, None].repeat(3, axis=3)
+    smooth = (128 + 100 * np.cos(2 * np.pi * x / 32)).astype(np.uint8)[None, :, :, None].repeat(3, axis=3)
     flat = np.full((1, 32, 32, 3), 128, np.uint8)
     share = metrics.hf_share(np.concatenate([checker, smooth, flat]))
     assert share[0] > 0.99 and share[1] < 0.05 and share[2] == 0.0
