@@ -1,0 +1,465 @@
+"""Attribution: which input pixels an output of the network depends on.
+
+The three ReLU backward rules (Springenberg et al. 2015, "Striving for simplicity"), each a ReLU whose
+gradient is replaced with `tf.custom_gradient` (TF2 has no `gradient_override_map`):
+
+- backprop:  grad * [x > 0]                (the ordinary gradient)
+- deconvnet: grad * [grad > 0]             (Zeiler & Fergus)
+- guided:    grad * [grad > 0] * [x > 0]   (guided backpropagation)
+
+A ReLU with a `max_value` (ReLU6) keeps it in the forward pass, and all three rules also pass nothing back
+through a saturated unit (x >= max_value), as the true gradient does.
+
+`swap_relus` builds a clone of the model with every ReLU replaced by a rule (the user's model is never
+touched). `Attributor` runs the methods, batched over images and compiled with `tf.function`, traced once per
+(method, target kind, layer): the class/filter index and the position are tensors, so changing them does not
+retrace.
+
+Methods (`raw` maps have the input's shape [N,H,W,C]; `heatmap` reduces them to [N,H,W] in [0,1]):
+- saliency:          the gradient of the target w.r.t. the input pixels (heatmap: abs-max over channels);
+- guided, deconvnet: the same with the ReLUs' backward rule swapped;
+- smoothgrad:        the gradient averaged over `samples` noisy copies of each image (noise std = `noise` times
+                     the input range), all copies in one batched compiled call;
+- gradient_x_input:  gradient times input (heatmap: |sum over channels|).
+
+Targets: `class_target(i)` is output unit i of a classifier (a final softmax is made linear, so this is the
+logit; seed 001's "activate the chosen neuron, set all others to zero"); `layer_target(name, filter, position)`
+is one unit of a layer's output at (y, x), the mean of one filter's map, or (filter None) the mean of the whole
+layer output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .errors import UserError, suggest
+from .models import LoadedModel
+
+__all__ = [
+    "RULES",
+    "METHODS",
+    "Target",
+    "class_target",
+    "layer_target",
+    "parse_target",
+    "relu_rule",
+    "swap_relus",
+    "Attributor",
+    "attribute",
+    "heatmap",
+    "colorize",
+    "overlay",
+    "parse_methods",
+]
+
+RULES = ("backprop", "deconvnet", "guided")
+METHODS = ("saliency", "guided", "deconvnet", "smoothgrad", "gradient_x_input")
+_METHOD_RULE = {
+    "saliency": "backprop",
+    "guided": "guided",
+    "deconvnet": "deconvnet",
+    "smoothgrad": "backprop",
+    "gradient_x_input": "backprop",
+}
+
+
+# -- the backward rules ----------------------------------------------------------------------------------
+def relu_rule(rule: str, max_value: float | None = None) -> Callable[[tf.Tensor], tf.Tensor]:
+    """A ReLU (capped at `max_value` if given) whose gradient follows `rule` (backprop, deconvnet or guided)."""
+    if rule not in RULES:
+        raise UserError(f"unknown ReLU rule {rule!r}: {suggest(str(rule), RULES)}")
+
+    @tf.custom_gradient
+    def rule_relu(x):
+        y = tf.nn.relu(x) if max_value is None else tf.minimum(tf.nn.relu(x), tf.cast(max_value, x.dtype))
+
+        def grad(dy):
+            zero = tf.zeros_like(dy)
+            if rule == "backprop":
+                keep = x > 0
+            elif rule == "deconvnet":
+                keep = dy > 0
+            else:
+                keep = tf.logical_and(dy > 0, x > 0)
+            if max_value is not None:
+                keep = tf.logical_and(keep, x < tf.cast(max_value, x.dtype))
+            return tf.where(keep, dy, zero)
+
+        return y, grad
+
+    rule_relu.__name__ = f"{rule}_relu"
+    return rule_relu
+
+
+def _act_name(act) -> str:
+    return getattr(act, "__name__", "") if act is not None else ""
+
+
+def _output_layer(net: keras.Model):
+    """The layer that makes the model's (first) output, looking inside nested models."""
+    layer = net.outputs[0]._keras_history.operation
+    if isinstance(layer, keras.Model) and getattr(layer, "outputs", None):
+        return _output_layer(layer)
+    return layer
+
+
+def _as_keras(model: keras.Model | LoadedModel) -> keras.Model:
+    net = model.model if isinstance(model, LoadedModel) else model
+    if not isinstance(net, keras.Model):
+        raise UserError(f"attribution needs a Keras model, got {type(net).__name__}")
+    if not isinstance(net, (keras.Sequential, keras.src.models.functional.Functional)):
+        raise UserError(
+            f"model '{net.name}' is a subclassed Keras model; attribution needs a Functional or Sequential model"
+        )
+    return net
+
+
+def swap_relus(
+    model: keras.Model | LoadedModel, rule: str, *, linear_output: bool = False, require_relu: bool = True
+) -> tuple[keras.Model, int]:
+    """A clone of `model`, with the same weights, whose ReLUs follow `rule`. Returns (clone, ReLUs swapped).
+
+    Swapped: layers with `activation='relu'` (or relu6), `Activation('relu')` layers, and `ReLU` layers (keeping
+    `max_value`; a leaky or thresholded ReLU layer is left as it is), also inside nested models. With
+    `linear_output`, a softmax on the final layer is made linear. The user's model is not changed.
+    """
+    net = _as_keras(model)
+    relu_rule(rule)  # validate the name
+    final = _output_layer(net) if linear_output else None
+    swapped = [0]
+
+    def clone(layer):
+        if isinstance(layer, keras.layers.ReLU):
+            if float(layer.negative_slope) == 0.0 and float(layer.threshold) == 0.0:
+                swapped[0] += 1
+                mv = None if layer.max_value is None else float(layer.max_value)
+                return keras.layers.Activation(relu_rule(rule, mv), name=layer.name)
+        if isinstance(layer, keras.layers.Softmax) and layer is final:
+            return keras.layers.Activation("linear", name=layer.name)
+        new = layer.__class__.from_config(layer.get_config())
+        name = _act_name(getattr(layer, "activation", None))
+        if name == "relu":
+            new.activation = relu_rule(rule)
+            swapped[0] += 1
+        elif name == "relu6":
+            new.activation = relu_rule(rule, 6.0)
+            swapped[0] += 1
+        elif name == "softmax" and layer is final:
+            new.activation = keras.activations.linear
+        return new
+
+    try:
+        copy = keras.models.clone_model(net, clone_function=clone, recursive=True)
+    except UserError:
+        raise
+    except Exception as e:  # pragma: no cover - unusual graphs
+        raise UserError(f"model '{net.name}' could not be cloned for attribution: {str(e).splitlines()[0][:160]}") from None
+    if require_relu and swapped[0] == 0:
+        raise UserError(
+            f"model '{net.name}' has no ReLU, so the '{rule}' rule changes nothing; "
+            "use method 'saliency' (or a model with ReLU activations)"
+        )
+    src, dst = net.get_weights(), copy.get_weights()
+    if len(src) != len(dst) or any(a.shape != b.shape for a, b in zip(src, dst)):  # pragma: no cover
+        raise RuntimeError(f"clone of '{net.name}' has a different weight layout")
+    copy.set_weights(src)
+    return copy, swapped[0]
+
+
+# -- targets -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Target:
+    """What to explain: kind 'class' (output unit `index`) or 'layer' (`layer`, filter `index` or all,
+    `position` (y, x) in the feature map or the mean over it)."""
+
+    kind: str
+    index: int | None = None
+    layer: str | None = None
+    position: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("class", "layer"):
+            raise UserError(f"unknown target kind {self.kind!r}: valid: class, layer")
+        if self.kind == "class" and (self.index is None or int(self.index) < 0):
+            raise UserError(f"bad class index {self.index!r}: a class index is an integer >= 0")
+        if self.kind == "layer" and not self.layer:
+            raise UserError("a layer target needs a layer name")
+        if self.index is not None and int(self.index) < 0:
+            raise UserError(f"bad filter index {self.index!r}: an integer >= 0")
+        if self.position is not None and (len(self.position) != 2 or min(self.position) < 0):
+            raise UserError(f"bad position {self.position!r}: (y, x) with both >= 0")
+        if self.position is not None and self.index is None:
+            raise UserError("a position needs a filter index too (layer:NAME:FILTER@Y,X)")
+
+    @property
+    def variant(self) -> str:
+        """The compiled shape of the target: class, layer (all filters), filter (one map's mean) or unit."""
+        if self.kind == "class":
+            return "class"
+        if self.index is None:
+            return "layer"
+        return "unit" if self.position is not None else "filter"
+
+    def describe(self) -> str:
+        if self.kind == "class":
+            return f"class {self.index}"
+        text = f"layer {self.layer}" + ("" if self.index is None else f" filter {self.index}")
+        return text + ("" if self.position is None else f" at y={self.position[0]}, x={self.position[1]}")
+
+    def slug(self) -> str:
+        """A short file-name part: class3, block5_conv3, block5_conv3-f12, block5_conv3-f12-y3x4."""
+        if self.kind == "class":
+            return f"class{self.index}"
+        text = str(self.layer) + ("" if self.index is None else f"-f{self.index}")
+        return text + ("" if self.position is None else f"-y{self.position[0]}x{self.position[1]}")
+
+
+def class_target(index: int) -> Target:
+    """Output unit `index` of a classifier (the logit: a final softmax is made linear)."""
+    return Target("class", int(index))
+
+
+def layer_target(layer: str, filter: int | None = None, position: tuple[int, int] | None = None) -> Target:
+    """The mean of `layer`'s output (filter None), of one filter's map, or one unit at `position` (y, x)."""
+    return Target("layer", None if filter is None else int(filter), layer,
+                  None if position is None else (int(position[0]), int(position[1])))
+
+
+def parse_target(text: str) -> Target:
+    """'class:N', 'layer:NAME', 'layer:NAME:FILTER' or 'layer:NAME:FILTER@Y,X' -> Target."""
+    usage = "use class:N, layer:NAME, layer:NAME:FILTER or layer:NAME:FILTER@Y,X"
+    kind, _, rest = str(text).partition(":")
+    try:
+        if kind == "class" and rest:
+            return class_target(int(rest))
+        if kind == "layer" and rest:
+            head, _, pos = rest.partition("@")
+            name, _, filt = head.partition(":")
+            position = None
+            if pos:
+                y, x = pos.split(",")
+                position = (int(y), int(x))
+            return layer_target(name, int(filt) if filt else None, position)
+    except ValueError:
+        pass
+    raise UserError(f"bad target '{text}': {usage}")
+
+
+# -- methods -------------------------------------------------------------------------------------------------
+def parse_methods(spec: str | Sequence[str]) -> list[str]:
+    """'saliency,guided' or a list -> validated method names (duplicates dropped, order kept)."""
+    names = [m.strip() for m in spec.split(",")] if isinstance(spec, str) else [str(m) for m in spec]
+    out = []
+    for m in names:
+        if m not in METHODS:
+            raise UserError(f"unknown method '{m}': {suggest(m, METHODS)}")
+        if m not in out:
+            out.append(m)
+    if not out:
+        raise UserError(f"no method given: valid: {', '.join(METHODS)}")
+    return out
+
+
+class Attributor:
+    """Compiled attribution maps for one model.
+
+    The ReLU-swapped clones are built on first use and kept; each (method, target variant, layer) gets one
+    `tf.function` with a fixed input signature, so it is traced once (`traces` counts traces per key, `calls`
+    counts compiled calls per key). `samples` and `noise` are SmoothGrad's number of noisy copies and noise
+    standard deviation as a fraction of the input range. `batch` is the most images per compiled call
+    (SmoothGrad runs batch x samples copies at once).
+    """
+
+    def __init__(
+        self,
+        model: keras.Model | LoadedModel,
+        *,
+        samples: int = 16,
+        noise: float = 0.15,
+        seed: int = 0,
+        batch: int = 8,
+    ) -> None:
+        lm = model if isinstance(model, LoadedModel) else LoadedModel(model.name, model)
+        self.net = _as_keras(lm)
+        self.name = lm.name
+        self.input_range = lm.input_range
+        if not (isinstance(samples, (int, np.integer)) and 1 <= samples <= 1024):
+            raise UserError(f"bad samples {samples!r}: an integer from 1 to 1024")
+        if not (isinstance(noise, (int, float, np.number)) and 0.0 <= float(noise) <= 10.0):
+            raise UserError(f"bad noise {noise!r}: a number from 0 to 10 (fraction of the input range)")
+        if not (isinstance(batch, (int, np.integer)) and batch >= 1):
+            raise UserError(f"bad batch {batch!r}: a positive integer")
+        self.samples, self.noise, self.seed, self.batch = int(samples), float(noise), int(seed), int(batch)
+        self.channels = int(self.net.inputs[0].shape[-1])
+        self.traces: dict[tuple, int] = {}
+        self.calls: dict[tuple, int] = {}
+        self._clones: dict[str, keras.Model] = {}
+        self._heads: dict[tuple, keras.Model] = {}
+        self._fns: dict[tuple, tf.types.experimental.GenericFunction] = {}
+
+    # -- models ------------------------------------------------------------------------------------------
+    def _clone(self, rule: str) -> keras.Model:
+        if rule not in self._clones:
+            self._clones[rule] = swap_relus(self.net, rule, linear_output=True, require_relu=rule != "backprop")[0]
+        return self._clones[rule]
+
+    def _head(self, rule: str, target: Target) -> keras.Model:
+        key = (rule, target.kind, target.layer)
+        if key not in self._heads:
+            clone = self._clone(rule)
+            if target.kind == "class":
+                self._heads[key] = clone
+            else:
+                names = [layer.name for layer in clone.layers]
+                if target.layer not in names:
+                    raise UserError(f"unknown layer '{target.layer}' in model '{self.name}': {suggest(target.layer, names)}")
+                self._heads[key] = keras.Model(clone.inputs, clone.get_layer(target.layer).output)
+        return self._heads[key]
+
+    def check(self, target: Target, image_shape: tuple[int, ...]) -> None:
+        """Raise a UserError if `target` does not exist in this model for images of `image_shape` [H,W,C]."""
+        if target.kind == "class":
+            shape = tuple(self.net.outputs[0].shape)
+            if len(shape) != 2:
+                raise UserError(
+                    f"class targets need a model with a classifier (output [batch, classes]); model '{self.name}' "
+                    f"outputs {shape}; use --target layer:NAME[:FILTER] instead"
+                )
+            n = int(shape[-1])
+            if not 0 <= target.index < n:
+                raise UserError(f"class index {target.index} is out of range for model '{self.name}': valid 0 to {n - 1}")
+            return
+        head = self._head("backprop", target)
+        shape = tuple(head.compute_output_spec(keras.KerasTensor((1, *image_shape))).shape)
+        if len(shape) != 4:
+            raise UserError(f"layer '{target.layer}' has output shape {shape}; a layer target needs a feature map")
+        if target.index is not None and not 0 <= target.index < shape[-1]:
+            raise UserError(
+                f"filter index {target.index} is out of range for layer '{target.layer}': valid 0 to {shape[-1] - 1}"
+            )
+        if target.position is not None:
+            y, x = target.position
+            if not (0 <= y < shape[1] and 0 <= x < shape[2]):
+                raise UserError(
+                    f"position y={y}, x={x} is outside layer '{target.layer}''s {shape[1]}x{shape[2]} map"
+                )
+
+    # -- compiled pieces ---------------------------------------------------------------------------------
+    def _score(self, head: keras.Model, variant: str, x, index, position):
+        out = tf.cast(head(x, training=False), tf.float32)
+        if variant == "class":
+            return tf.reduce_sum(tf.gather(out, index, axis=1))
+        if variant == "layer":
+            return tf.reduce_sum(tf.reduce_mean(out, axis=[1, 2, 3]))
+        fmap = tf.gather(out, index, axis=3)
+        if variant == "filter":
+            return tf.reduce_sum(tf.reduce_mean(fmap, axis=[1, 2]))
+        return tf.reduce_sum(fmap[:, position[0], position[1]])
+
+    def _function(self, method: str, target: Target):
+        key = (method, target.variant, target.layer)
+        if key in self._fns:
+            return key, self._fns[key]
+        head = self._head(_METHOD_RULE[method], target)
+        variant, samples, seed = target.variant, self.samples, self.seed
+        self.traces[key] = 0
+
+        def grad_of(x, index, position):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                score = self._score(head, variant, x, index, position)
+            return tape.gradient(score, x)
+
+        def fn(images, index, position, sigma):
+            self.traces[key] += 1
+            if method == "smoothgrad":
+                n = tf.shape(images)[0]
+                noisy = tf.repeat(images, samples, axis=0)  # [n*samples, H, W, C], image-major
+                noisy = noisy + sigma * tf.random.stateless_normal(tf.shape(noisy), seed=[seed, 0])
+                g = grad_of(noisy, index, position)
+                shape = tf.concat([[n, samples], tf.shape(images)[1:]], axis=0)
+                return tf.reduce_mean(tf.reshape(g, shape), axis=1)
+            g = grad_of(images, index, position)
+            return g * images if method == "gradient_x_input" else g
+
+        sig = [
+            tf.TensorSpec([None, None, None, self.channels], tf.float32),
+            tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([2], tf.int32),
+            tf.TensorSpec([], tf.float32),
+        ]
+        self._fns[key] = tf.function(fn, input_signature=sig, reduce_retracing=True)
+        self.calls[key] = 0
+        return key, self._fns[key]
+
+    # -- host side ---------------------------------------------------------------------------------------
+    def __call__(self, images: np.ndarray, method: str, target: Target) -> np.ndarray:
+        """Raw attribution maps [N,H,W,C] (float32) of `images` [N,H,W,C] in model-input space."""
+        (method,) = parse_methods([method])
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4 or images.shape[-1] != self.channels:
+            raise UserError(f"images must be [N,H,W,{self.channels}] for model '{self.name}', got {images.shape}")
+        self.check(target, images.shape[1:])
+        key, fn = self._function(method, target)
+        index = tf.constant(0 if target.index is None else target.index, tf.int32)
+        position = tf.constant(target.position or (0, 0), tf.int32)
+        sigma = tf.constant(self.noise * (self.input_range[1] - self.input_range[0]), tf.float32)
+        out = []
+        for s in range(0, len(images), self.batch):
+            self.calls[key] += 1
+            out.append(fn(tf.constant(images[s : s + self.batch]), index, position, sigma).numpy())
+        return np.concatenate(out).astype(np.float32)
+
+
+def attribute(
+    model: keras.Model | LoadedModel,
+    images: np.ndarray,
+    methods: str | Sequence[str] = "saliency",
+    target: Target | str = "class:0",
+    **options,
+) -> dict[str, np.ndarray]:
+    """Raw maps {method: [N,H,W,C]} of `images` (model-input space) for each method; options go to Attributor."""
+    att = Attributor(model, **options)
+    tgt = parse_target(target) if isinstance(target, str) else target
+    return {m: att(images, m, tgt) for m in parse_methods(methods)}
+
+
+def heatmap(raw: np.ndarray, method: str = "saliency", percentile: float = 99.5) -> np.ndarray:
+    """Raw maps [N,H,W,C] -> [N,H,W] in [0,1]: abs-max over channels (|sum| for gradient_x_input), each image
+    divided by its own `percentile` so a few extreme pixels do not wash out the rest."""
+    raw = np.asarray(raw, dtype=np.float64)
+    mag = np.abs(raw.sum(axis=-1)) if method == "gradient_x_input" else np.abs(raw).max(axis=-1)
+    mag = np.where(np.isfinite(mag), mag, 0.0)
+    scale = np.percentile(mag.reshape(len(mag), -1), percentile, axis=1)[:, None, None]
+    return np.clip(mag / np.where(scale > 0, scale, 1.0), 0.0, 1.0).astype(np.float32)
+
+
+# A perceptually ordered black -> purple -> orange -> yellow ramp (close to matplotlib's "inferno").
+_RAMP = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21],
+                  [250, 193, 39], [252, 255, 164]], dtype=np.float64)
+
+
+def colorize(heat: np.ndarray) -> np.ndarray:
+    """Heatmaps [..., H, W] in [0,1] -> uint8 RGB [..., H, W, 3] (black for 0, pale yellow for 1)."""
+    t = np.clip(np.asarray(heat, dtype=np.float64), 0.0, 1.0) * (len(_RAMP) - 1)
+    stops = np.arange(len(_RAMP))
+    rgb = np.stack([np.interp(t, stops, _RAMP[:, c]) for c in range(3)], axis=-1)
+    return np.round(rgb).astype(np.uint8)
+
+
+def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    """A uint8 RGB picture: `image` [H,W,C] (uint8, RGB or gray) dimmed to grey, the coloured `heat` [H,W] on top,
+    more opaque where the map is strong."""
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 2:
+        img = img[..., None]
+    grey = img.mean(axis=-1, keepdims=True) * np.ones(3)
+    h = np.clip(np.asarray(heat, dtype=np.float64), 0.0, 1.0)[..., None]
+    a = alpha * np.sqrt(h)
+    out = (1.0 - a) * (0.35 * grey + 0.65 * (img if img.shape[-1] == 3 else grey)) + a * colorize(h[..., 0])
+    return np.round(np.clip(out, 0, 255)).astype(np.uint8)
