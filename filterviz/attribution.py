@@ -321,6 +321,11 @@ class Attributor:
                 self._heads[key] = keras.Model(clone.inputs, clone.get_layer(target.layer).output)
         return self._heads[key]
 
+    def prepare(self, methods: Sequence[str]) -> None:
+        """Build the clones `methods` need now (a model without ReLU fails here, before any work)."""
+        for m in parse_methods(methods):
+            self._clone(_METHOD_RULE[m])
+
     def check(self, target: Target, image_shape: tuple[int, ...]) -> None:
         """Raise a UserError if `target` does not exist in this model for images of `image_shape` [H,W,C]."""
         if target.kind == "class":

@@ -1,0 +1,135 @@
+"""`FilterSnapshots`: watch a layer's filters evolve while a model trains (seed 003's question).
+
+    model.fit(x, y, epochs=20, callbacks=[FilterSnapshots("conv2", every=2, out_dir="snapshots")])
+
+After every `every` epochs it writes `epoch_NNNN.png` (a grid of the layer's filters) into `out_dir`, and at the
+end of training `evolution.gif`, an animation of all snapshots (plus the starting point, `epoch_0000.png`,
+taken before the first epoch).
+
+mode "activation": the picture each filter responds to most (activation maximization), rendered by the
+compiled engine `ascent.LayerRenderer`. The renderer and its feature extractor are built once when training
+starts; the extractor shares the training model's layers (so it sees the new weights), its one copied layer is
+re-synced each snapshot, and the compiled loop is traced once for the whole run.
+mode "kernels": the layer's raw weights (`kernels.kernel_grid`: symmetric per-filter scaling, zero is grey).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import sweep
+from .ascent import LayerRenderer, RenderSettings, render_layer, select_filters
+from .errors import UserError
+from .kernels import kernel_grid
+from .models import LoadedModel, feature_extractor
+
+__all__ = ["FilterSnapshots", "MODES"]
+
+MODES = ("activation", "kernels")
+
+
+class FilterSnapshots(keras.callbacks.Callback):
+    """Write a grid of `layer`'s filters every `every` epochs, and an animated GIF of them when training ends.
+
+    `filters`: 'all', '0:16', '3,7' or a list (default the first 16). `settings`: RenderSettings for the
+    activation mode (default: 64-pixel images, 20 steps; a model with a fixed input size uses that size).
+    `input_range`: the value range of the model's input pixels. `gif_ms`: milliseconds per GIF frame.
+    """
+
+    def __init__(
+        self,
+        layer: str,
+        every: int = 1,
+        mode: str = "activation",
+        out_dir: str | os.PathLike = "snapshots",
+        filters: str | list[int] | None = "0:16",
+        settings: RenderSettings | None = None,
+        input_range: tuple[float, float] = (0.0, 255.0),
+        max_inputs: int = 8,
+        gif_ms: int = 500,
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise UserError(f"unknown snapshot mode {mode!r}: valid: {', '.join(MODES)}")
+        if not (isinstance(every, int) and not isinstance(every, bool) and every >= 1):
+            raise UserError(f"bad every {every!r}: a positive number of epochs")
+        self.layer = layer
+        self.every = every
+        self.mode = mode
+        self.out_dir = Path(out_dir)
+        self.filters = filters
+        self.settings = settings
+        self.input_range = tuple(input_range)
+        self.max_inputs = max_inputs
+        self.gif_ms = gif_ms
+        self.renderer: LayerRenderer | None = None
+        self.frames: list[np.ndarray] = []
+        self.written: list[Path] = []
+        self._idx: np.ndarray | None = None
+        self._lm: LoadedModel | None = None
+
+    # -- setup -----------------------------------------------------------------------------------------
+    def _settings(self) -> RenderSettings:
+        settings = self.settings or RenderSettings(size=64, steps=20)
+        shape = self.model.inputs[0].shape
+        if shape[1] is not None and shape[1] == shape[2] and shape[1] != settings.size:
+            settings = settings.replace(size=int(shape[1]))
+        return settings
+
+    def on_train_begin(self, logs=None) -> None:
+        sweep.ensure_dir(self.out_dir)
+        self.frames, self.written = [], []
+        self._lm = LoadedModel(self.model.name, self.model, self.input_range)
+        if self.mode == "activation":
+            settings = self._settings()
+            extractor = feature_extractor(self._lm, self.layer, pre_activation=settings.pre_activation)
+            self._idx = select_filters(self.filters, extractor.filters, self.layer)
+            if self.renderer is None or self.renderer.extractor.model is not extractor.model:
+                self.renderer = LayerRenderer(
+                    extractor, settings, channels=self._lm.channels, input_range=self.input_range,
+                    max_filters=len(self._idx),
+                )
+        else:
+            weights = self._kernel()
+            self._idx = select_filters(self.filters, weights.shape[-1], self.layer)
+        self._snapshot(0)
+
+    def _kernel(self) -> np.ndarray:
+        try:
+            layer = self.model.get_layer(self.layer)
+        except ValueError:
+            raise UserError(f"unknown layer '{self.layer}' in model '{self.model.name}'") from None
+        weights = [w for w in layer.get_weights() if np.ndim(w) == 4]
+        if not weights:
+            raise UserError(f"layer '{self.layer}' has no conv kernel (a [kh, kw, in, out] weight) to show")
+        return weights[0]
+
+    # -- per epoch -------------------------------------------------------------------------------------
+    def _snapshot(self, epoch: int) -> None:
+        if self.mode == "activation":
+            self.renderer.extractor.sync()  # refresh the copied (pre-activation) layer; the rest is shared
+            result = render_layer(self._lm, self.layer, self._idx, self.renderer.settings, renderer=self.renderer)
+            picture = result.grid
+        else:
+            picture = kernel_grid(self._kernel(), self._idx, max_inputs=self.max_inputs)
+        self.frames.append(picture)
+        self.written.append(sweep.write_png(self.out_dir / f"epoch_{epoch:04d}.png", picture))
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if (epoch + 1) % self.every == 0:
+            self._snapshot(epoch + 1)
+
+    def on_train_end(self, logs=None) -> None:
+        if not self.frames:
+            return
+        from PIL import Image
+
+        frames = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f).convert("RGB") for f in self.frames]
+        buf = io.BytesIO()
+        frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=self.gif_ms, loop=0)
+        self.written.append(sweep.atomic_write(self.out_dir / "evolution.gif", buf.getvalue()))
