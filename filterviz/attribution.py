@@ -457,14 +457,15 @@ def colorize(heat: np.ndarray) -> np.ndarray:
     return np.round(rgb).astype(np.uint8)
 
 
-def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.6) -> np.ndarray:
-    """A uint8 RGB picture: `image` [H,W,C] (uint8, RGB or gray) dimmed to grey, the coloured `heat` [H,W] on top,
-    more opaque where the map is strong."""
+def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.85) -> np.ndarray:
+    """A uint8 RGB picture: `image` [H,W,C] (uint8, RGB or gray) dimmed and desaturated, the coloured `heat`
+    [H,W] on top, more opaque where the map is strong."""
     img = np.asarray(image, dtype=np.float64)
     if img.ndim == 2:
         img = img[..., None]
     grey = img.mean(axis=-1, keepdims=True) * np.ones(3)
     h = np.clip(np.asarray(heat, dtype=np.float64), 0.0, 1.0)[..., None]
     a = alpha * np.sqrt(h)
-    out = (1.0 - a) * (0.35 * grey + 0.65 * (img if img.shape[-1] == 3 else grey)) + a * colorize(h[..., 0])
+    base = 0.6 * (0.5 * grey + 0.5 * (img if img.shape[-1] == 3 else grey))
+    out = (1.0 - a) * base + a * colorize(h[..., 0])
     return np.round(np.clip(out, 0, 255)).astype(np.uint8)

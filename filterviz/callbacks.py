@@ -22,8 +22,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import sweep
-from .ascent import LayerRenderer, RenderSettings, render_layer, select_filters
+from . import grid, sweep
+from .ascent import LayerRenderer, RenderSettings, select_filters
 from .errors import UserError
 from .kernels import kernel_grid
 from .models import LoadedModel, feature_extractor
@@ -113,8 +113,11 @@ class FilterSnapshots(keras.callbacks.Callback):
     def _snapshot(self, epoch: int) -> None:
         if self.mode == "activation":
             self.renderer.extractor.sync()  # refresh the copied (pre-activation) layer; the rest is shared
-            result = render_layer(self._lm, self.layer, self._idx, self.renderer.settings, renderer=self.renderer)
-            picture = result.grid
+            settings = self.renderer.settings
+            images = self.renderer.render(self._idx).images
+            images = np.where(np.isfinite(images), images, np.float32(np.mean(self.input_range)))
+            display = grid.to_display(images, self.input_range, settings.display_mode)
+            picture = grid.tile(display, labels=[int(i) for i in self._idx] if settings.labels else None)
         else:
             picture = kernel_grid(self._kernel(), self._idx, max_inputs=self.max_inputs)
         self.frames.append(picture)
