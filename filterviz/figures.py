@@ -51,3 +51,145 @@ def attribution_figure(
 
 
 __all__ += ["attribution_figure"]
+
+
+# -- tile figures for sweeps and papers --------------------------------------------------------------------
+# Geometry is computed in inches and every axes is placed by hand (fig.add_axes), so the page width is
+# exactly the width asked for (e.g. 7.16 in for a double column) and the same inputs give the same figure.
+
+FIGURE_WIDTHS = {"single": 3.5, "double": 7.16}  # = config.FIGURE_WIDTHS (config needs no matplotlib)
+
+
+class TileRow:
+    """One row of tiles: a label (a layer name, a setting) and uint8 images [N,H,W,C] with their filter numbers."""
+
+    __slots__ = ("label", "tiles", "numbers")
+
+    def __init__(self, label: str, tiles, numbers=None) -> None:
+        import numpy as np
+
+        self.label = str(label)
+        self.tiles = np.asarray(tiles)
+        if self.tiles.ndim != 4 or self.tiles.shape[0] == 0 or self.tiles.dtype != np.uint8:
+            raise ValueError(f"TileRow needs non-empty uint8 tiles [N,H,W,C], got {self.tiles.dtype} {self.tiles.shape}")
+        self.numbers = tuple(int(n) for n in numbers) if numbers is not None else None
+
+
+def _width(width: float | str) -> float:
+    if isinstance(width, str):
+        if width not in FIGURE_WIDTHS:
+            raise ValueError(f"unknown width {width!r}; valid: {', '.join(FIGURE_WIDTHS)} or inches")
+        return FIGURE_WIDTHS[width]
+    return float(width)
+
+
+def _text_in(chars: int, font_size: float) -> float:
+    """Rough width in inches of `chars` characters of DejaVu Sans at `font_size` points."""
+    return chars * 0.6 * font_size / 72.0
+
+
+def tile_figure(
+    panels: "list[tuple[str | None, list[TileRow]]]",
+    *,
+    width: float | str = "double",
+    font_size: float = 7.0,
+    dpi: int = 300,
+    panel_labels: bool = True,
+    title: str | None = None,
+    numbers: bool | str = True,
+) -> Figure:
+    """Panels stacked top to bottom; each panel is rows of tiles with row labels on the left.
+
+    `panels` is a list of (panel title or None, rows). Panel labels (a), (b), ... are drawn in bold at each
+    panel's top-left when there is more than one panel. With `numbers`, filter numbers head the first row of a
+    panel (`numbers="first"`: above the first panel only). All sizes are inches and points; the figure is exactly `width` inches wide.
+    """
+    if not panels or any(not rows for _, rows in panels):
+        raise ValueError("tile_figure needs at least one panel with at least one row")
+    w = _width(width)
+    pt = font_size / 72.0
+    cols = max(len(r.tiles) for _, rows in panels for r in rows)
+    labelled = panel_labels and len(panels) > 1
+    tag_w = _text_in(4, font_size) if labelled else 0.0
+    label_chars = max(len(r.label) for _, rows in panels for r in rows)
+    left = tag_w + min(_text_in(label_chars, font_size) + 0.6 * pt, 0.4 * w) if label_chars else tag_w + 0.02
+    right, gap, row_gap = 0.03, 0.02, 0.03
+    tile = (w - left - right - gap * (cols - 1)) / cols
+    if tile <= 0.05:
+        raise ValueError(f"{cols} columns do not fit in {w} in; choose fewer filters or a wider figure")
+    def has_head(p: int) -> bool:
+        return panels[p][1][0].numbers is not None and (numbers is True or (numbers == "first" and p == 0))
+
+    head = 1.4 * pt
+    ptitle = 1.5 * pt
+    top = (1.8 * pt if title else 0.0) + 0.03
+    heights = []
+    for p, (ptext, rows) in enumerate(panels):
+        aspect = [r.tiles.shape[1] / r.tiles.shape[2] for r in rows]
+        heights.append((ptitle if ptext else 0.0) + (head if has_head(p) else 0.0) + sum(tile * a for a in aspect) + row_gap * (len(rows) - 1))
+    panel_gap = 2.0 * pt
+    h = top + sum(heights) + panel_gap * (len(panels) - 1) + 0.03
+
+    fig = Figure(figsize=(w, h), dpi=dpi)
+    if title:
+        fig.text(0.5, 1 - 0.03 / h, title, ha="center", va="top", fontsize=font_size * 1.15)
+    y = top  # inches from the top
+    for p, ((ptext, rows), ph) in enumerate(zip(panels, heights)):
+        if labelled:
+            fig.text(0.0, 1 - y / h, f"({chr(ord('a') + p)})", ha="left", va="top", fontsize=font_size,
+                     fontweight="bold")
+        if ptext:
+            fig.text(left / w, 1 - y / h, ptext, ha="left", va="top", fontsize=font_size)
+            y += ptitle
+        if has_head(p):
+            for c, n in enumerate(rows[0].numbers):
+                x = left + c * (tile + gap) + tile / 2
+                fig.text(x / w, 1 - (y + head * 0.9) / h, str(n), ha="center", va="bottom",
+                         fontsize=font_size * 0.8, color="0.3")
+            y += head
+        for r, row in enumerate(rows):
+            th = tile * row.tiles.shape[1] / row.tiles.shape[2]
+            for c, img in enumerate(row.tiles):
+                x = left + c * (tile + gap)
+                ax = fig.add_axes((x / w, 1 - (y + th) / h, tile / w, th / h))
+                shown = img[..., 0] if img.shape[-1] == 1 else img
+                ax.imshow(shown, cmap="gray" if img.shape[-1] == 1 else None, vmin=0, vmax=255,
+                          interpolation="nearest", aspect="auto")
+                ax.set_axis_off()
+            if row.label:
+                fig.text((left - 0.5 * pt) / w, 1 - (y + th / 2) / h, row.label, ha="right", va="center",
+                         fontsize=font_size)
+            y += th + (row_gap if r < len(rows) - 1 else 0.0)
+        y += panel_gap
+    return fig
+
+
+def layer_figure(display, filters=None, *, layer: str = "", columns: int = 8, **style) -> Figure:
+    """One layer's grid: its rendered filters in rows of `columns` tiles, the layer name as the title."""
+    import numpy as np  # noqa: F811
+
+    display = np.asarray(display)
+    numbers = list(filters) if filters is not None else list(range(len(display)))
+    rows = [
+        TileRow("", display[s : s + columns], numbers[s : s + columns]) for s in range(0, len(display), columns)
+    ]
+    style.setdefault("title", layer or None)
+    style.setdefault("numbers", len(rows) == 1)  # numbers head the columns only when they hold one filter each
+    return tile_figure([(None, rows)], **style)
+
+
+def rows_figure(rows: "list[TileRow]", **style) -> Figure:
+    """One row per layer (row labels = layer names), the chosen filters as columns; rows labelled (a), (b)...
+
+    Filter numbers head the columns once, above the first row.
+    """
+    style.setdefault("numbers", "first")
+    return tile_figure([(None, [row]) for row in rows], **style)
+
+
+def compare_figure(panels: "list[tuple[str, list[TileRow]]]", **style) -> Figure:
+    """Settings side by side: per panel (a layer), one row per setting (e.g. 'steps=64'), the same filters."""
+    return tile_figure(panels, **style)
+
+
+__all__ += ["TileRow", "tile_figure", "layer_figure", "rows_figure", "compare_figure", "FIGURE_WIDTHS"]
