@@ -1,0 +1,266 @@
+"""Seconds of filterviz against the Keras example's per-filter loop, and both against the machine's conv throughput.
+
+    python benchmarks/speed.py                                     # vgg16-hed block3_conv1,block4_conv1; 16 filters; 128 px; 30 steps
+    python benchmarks/speed.py --filters 0:4 --steps 10 --size 64  # a quick check
+    python benchmarks/speed.py --xla --repeats 3                   # also filterviz with jit_compile=True
+    python benchmarks/speed.py --device /GPU:0                     # the same on a GPU
+
+Everything runs in one process on the same filters, size and steps. The runs of the approaches are
+interleaved (filterviz, baseline, filterviz, ...) so that noise from other processes hits them alike, and
+the median of --repeats runs is reported. Tracing and the first call are timed separately ("warm-up") and
+excluded from the medians.
+
+The baseline is the algorithm of the Keras example "Visualizing what convnets learn": a Python loop over the
+filters, each running `steps` calls of a `tf.function` gradient-ascent step on one image kept in a
+tf.Variable (gradient of the filter's mean pre-activation, l2-normalized, lr 10). It starts from the same
+seeded images as filterviz and uses the same extractor, so both do exactly the same arithmetic; the table
+reports the largest pixel difference of their results as a check. Unlike the example, the filter index is
+passed as a tensor so that one trace serves every filter (the example retraces per filter, which would only
+make the baseline slower).
+
+FLOPs per filter-step are forward + input-gradient backward, taken as 2x the forward FLOPs that
+`filterviz.models.graph_cost` counts on the traced graph. The measured conv throughput is a large 3x3 conv2d
+forward and input-gradient backward in a `tf.function` (the same kind of work the ascent does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from filterviz.ascent import LayerRenderer, RenderSettings, select_filters  # noqa: E402
+from filterviz.models import feature_extractor, graph_cost, load_model  # noqa: E402
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def peak_rss_mib() -> float:
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    return kb / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def conv_throughput(batch: int, size: int, cin: int, cout: int, repeats: int) -> float:
+    """FLOP/s of a 3x3 'same' conv2d forward + input-gradient backward (median of `repeats`)."""
+    x = tf.Variable(tf.random.normal([batch, size, size, cin]))
+    w = tf.Variable(tf.random.normal([3, 3, cin, cout], stddev=0.05))
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.nn.conv2d(x, w, 1, "SAME")
+            loss = tf.reduce_sum(y)
+        return tape.gradient(loss, x)[0, 0, 0, 0] + loss  # fetch a scalar that needs both passes
+
+    step().numpy()  # trace + warm-up
+    flops = 2 * (2.0 * batch * size * size * cout * 9 * cin)  # forward + input gradient
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step().numpy()
+        times.append(time.perf_counter() - t0)
+    return flops / statistics.median(times)
+
+
+class KerasExampleLoop:
+    """The Keras example's algorithm: one image at a time, a tf.function step called from Python."""
+
+    def __init__(self, extractor, size: int, channels: int, input_range, lr: float, seed: int):
+        self.model = extractor.model
+        self.lo, self.hi = input_range
+        self.size, self.channels, self.lr, self.seed = size, channels, lr, seed
+        self.img = tf.Variable(tf.zeros([1, size, size, channels]), trainable=False)
+        self.step = tf.function(
+            self._step, input_signature=[tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)]
+        )
+
+    def _loss(self, filter_index):
+        activation = self.model(self.lo + (self.hi - self.lo) * self.img, training=False)
+        return tf.reduce_mean(activation[..., filter_index])
+
+    def _step(self, filter_index, learning_rate):
+        with tf.GradientTape() as tape:
+            tape.watch(self.img)
+            loss = self._loss(filter_index)
+        grads = tape.gradient(loss, self.img)
+        grads = tf.math.l2_normalize(grads)
+        self.img.assign_add(learning_rate * grads)
+        return loss
+
+    def init(self, f: int) -> None:
+        # the same start image as filterviz's pixel parameterization: 0.5 + N(0, 0.05) seeded by (seed, filter)
+        seed = tf.constant([self.seed, f], tf.int32)
+        self.img.assign(0.5 + tf.random.stateless_normal([1, self.size, self.size, self.channels], seed, stddev=0.05))
+
+    def render(self, filters, steps: int) -> np.ndarray:
+        lr = tf.constant(self.lr, tf.float32)
+        out = []
+        for f in filters:
+            self.init(int(f))
+            fi = tf.constant(int(f), tf.int32)
+            for _ in range(steps):
+                loss = self.step(fi, lr)
+            loss.numpy()
+            out.append(self.lo + (self.hi - self.lo) * self.img.numpy()[0])
+        return np.stack(out)
+
+
+def warm_renderer(renderer: LayerRenderer, filters: np.ndarray) -> None:
+    """Trace and run the renderer's compiled pieces once, with one step, so the timed renders exclude tracing."""
+    ids = np.concatenate([filters, np.repeat(filters[-1:], renderer.chunk)])[: renderer.chunk].astype(np.int32)
+    try:
+        ids_t = tf.constant(ids)
+        renderer._init_fn(ids_t)
+        renderer._segment_fn(ids_t, tf.constant(0), tf.constant(1), tf.constant(1e-3, tf.float32)).numpy()
+        renderer._final_fn(ids_t)[1].numpy()
+    except AttributeError:  # the engine changed its private pieces: warm up with a full render
+        renderer.render(filters)
+
+
+def timed(fn) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def fmt_s(x: float) -> str:
+    return f"{x:.2f}" if x >= 1 else f"{x:.3f}"
+
+
+def bench_layer(lm, layer: str, args, conv_fps: float) -> list[str]:
+    extractor = feature_extractor(lm, layer, pre_activation=True)
+    filters = select_filters(args.filters, extractor.filters, layer)
+    n, steps, size = len(filters), args.steps, args.size
+    fwd_flops, _ = graph_cost(extractor.model, size, lm.channels)
+    step_flops = 2.0 * fwd_flops
+    base = RenderSettings(size=size, steps=steps, lr=args.lr, seed=args.seed, chunk=args.chunk,
+                          max_memory_gb=args.max_memory, precision=args.precision)
+    configs = [("filterviz", base)]
+    if args.xla:
+        configs.append(("filterviz xla", base.replace(xla=True)))
+
+    runners = {}
+    for name, settings in configs:
+        r = LayerRenderer(extractor, settings, channels=lm.channels, input_range=lm.input_range, max_filters=n)
+        warm, _ = timed(lambda r=r: warm_renderer(r, filters))
+        runners[name] = (r, warm)
+    loop = KerasExampleLoop(extractor, size, lm.channels, lm.input_range, args.lr, args.seed)
+    loop.init(int(filters[0]))
+    warm, _ = timed(lambda: loop.step(tf.constant(int(filters[0])), tf.constant(1e-3)).numpy())
+    runners["keras-example loop"] = (loop, warm)
+
+    times = {name: [] for name in runners}
+    images = {}
+    for _ in range(args.repeats):
+        for name, (r, _) in runners.items():
+            if isinstance(r, KerasExampleLoop):
+                t, out = timed(lambda r=r: r.render(filters, steps))
+            else:
+                t, out = timed(lambda r=r: r.render(filters).images)
+            times[name].append(t)
+            images[name] = out
+    rss = peak_rss_mib()
+
+    base_s = statistics.median(times["keras-example loop"])
+    rows = []
+    for name, (r, warm) in runners.items():
+        med = statistics.median(times[name])
+        achieved = step_flops * n * steps / med
+        diff = float(np.max(np.abs(images[name] - images["keras-example loop"])))
+        chunk = r.chunk if isinstance(r, LayerRenderer) else 1
+        rows.append(
+            f"| {name} | {chunk} | {fmt_s(warm)} | {fmt_s(med)} | {med / (n * steps):.4f} | {base_s / med:.2f} "
+            f"| {step_flops / 1e9:.2f} | {achieved / 1e9:.1f} | {achieved / conv_fps:.2f} | {diff:.3g} |"
+        )
+    head = [
+        f"### {lm.name} {layer}: {n} filters, {size} px, {steps} steps, {args.precision}, "
+        f"median of {args.repeats}, peak RSS {rss:.0f} MiB",
+        "",
+        "| approach | chunk | warm-up s | s | s/filter/step | speed-up vs loop | GFLOP/filter-step "
+        "| achieved GFLOP/s | achieved / measured conv | max abs diff vs loop (0-255) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    return head + rows + [""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="vgg16-hed")
+    p.add_argument("--layers", default="block3_conv1,block4_conv1")
+    p.add_argument("--filters", default="0:16", help="'all', a range A:B (end exclusive) or a list i,j,k")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--lr", type=float, default=10.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chunk", type=int, default=None, help="filters per batch (default: from --max-memory)")
+    p.add_argument("--max-memory", type=float, default=2.0, help="GB of activations per batch (default 2)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs of each approach; the median is reported")
+    p.add_argument("--xla", action="store_true", help="also time filterviz with jit_compile=True")
+    p.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"),
+                   help="filterviz's compute precision (the baseline stays float32)")
+    p.add_argument("--device", default=None, help="run everything under tf.device(DEVICE), e.g. /GPU:0")
+    p.add_argument("--conv-shape", default="8,64,256,256",
+                   help="batch,size,in,out of the conv used to measure throughput (default 8,64,256,256)")
+    args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error("--repeats must be >= 1")
+
+    if args.device:
+        wanted = args.device.upper().lstrip("/").replace("DEVICE:", "")
+        have = [d.name for d in tf.config.list_logical_devices()]
+        if not any(h.upper().endswith(wanted) for h in have):
+            print(f"error: device {args.device!r} is not available; devices here: {', '.join(have)}", file=sys.stderr)
+            return 2
+
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    print(f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
+    print(f"TensorFlow {tf.__version__}; CPU: {cpu_model()} ({os.cpu_count()} logical cores); "
+          f"GPUs: {', '.join(gpus) or 'none'}; device: {args.device or 'default'}")
+    print(f"command: python benchmarks/speed.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
+    print()
+
+    scope = tf.device(args.device) if args.device else _nullcontext()
+    with scope:
+        b, s, ci, co = (int(v) for v in args.conv_shape.split(","))
+        conv_fps = conv_throughput(b, s, ci, co, repeats=max(3, args.repeats))
+        print(f"measured conv throughput ({b}x{s}x{s}x{ci} -> {co}, 3x3, forward + input gradient): "
+              f"{conv_fps / 1e9:.1f} GFLOP/s")
+        print()
+        lm = load_model(args.model)
+        for layer in args.layers.split(","):
+            for line in bench_layer(lm, layer.strip(), args, conv_fps):
+                print(line)
+            sys.stdout.flush()
+    return 0
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
