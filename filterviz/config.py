@@ -115,8 +115,9 @@ class SweepConfig:
 
     def where(self, key: str) -> str:
         """'FILE:LINE: key 'KEY'' for messages about `key` (dotted for nested keys, e.g. 'sweep.steps')."""
-        line = self.lines.get(key) or self.lines.get(key.split(".")[0])
-        return f"{self.path}:{line}: key '{key}'" if line else f"{self.path}: key '{key}'"
+        shown = re.sub(r"\[\d+\]$", "", key)
+        line = self.lines.get(key) or self.lines.get(shown) or self.lines.get(key.split(".")[0])
+        return f"{self.path}:{line}: key '{shown}'" if line else f"{self.path}: key '{shown}'"
 
     @property
     def root(self) -> Path:

@@ -1,0 +1,120 @@
+"""The sweep runner: deterministic jobs, shards, resume, and a SIGKILL in the middle."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import make_tiny_cnn
+from filterviz import ascent
+from filterviz.cli import main
+from filterviz.config import load_config
+from filterviz.errors import UserError
+from filterviz.sweep import parse_shard, plan_jobs, run_sweep, shard_jobs
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> str:
+    p = tmp_path_factory.mktemp("model") / "tiny.keras"
+    make_tiny_cnn().save(p)
+    return str(p)
+
+
+def _config(tmp_path: Path, model_path: str, extra: str = "") -> Path:
+    p = tmp_path / "s.yaml"
+    p.write_text(
+        f"name: s\nmodel: {model_path}\nlayers: all-conv\nfilters: '0:3'\nsize: 16\nsteps: 2\nsegment: 2\n"
+        f"output: {tmp_path / 'out'}\nsweep:\n  seed: [0, 1]\n{extra}"
+    )
+    return p
+
+
+def test_job_list_is_deterministic_and_readable(tmp_path, model_path):
+    cfg = load_config(_config(tmp_path, model_path))
+    a = [j.id for j in plan_jobs(cfg)]
+    assert a == [j.id for j in plan_jobs(cfg)]
+    assert a[:2] == ["tiny__conv1__seed-0", "tiny__conv1__seed-1"] and len(a) == 6
+
+
+def test_shards_cover_the_list_exactly(tmp_path, model_path):
+    jobs = plan_jobs(load_config(_config(tmp_path, model_path)))
+    one, two = shard_jobs(jobs, *parse_shard("1/2")), shard_jobs(jobs, *parse_shard("2/2"))
+    assert sorted(j.index for j in one + two) == list(range(len(jobs)))
+    assert not {j.id for j in one} & {j.id for j in two}
+    for bad in ("0/2", "3/2", "1-2", "x"):
+        with pytest.raises(UserError, match="bad shard"):
+            parse_shard(bad)
+
+
+def test_bad_layer_glob_names_line(tmp_path, model_path):
+    p = _config(tmp_path, model_path).read_text().replace("layers: all-conv", "layers: [conv1, blk*]")
+    (tmp_path / "g.yaml").write_text(p)
+    with pytest.raises(UserError, match=r"g\.yaml:3: key 'layers'.*blk\*"):
+        plan_jobs(load_config(tmp_path / "g.yaml"), __import__("filterviz.sweep").sweep.ModelCache())
+
+
+def test_rerun_skips_finished_and_redoes_unfinished(tmp_path, model_path, monkeypatch):
+    cfg = load_config(_config(tmp_path, model_path))
+    calls = []
+    real = ascent.render_layer
+    monkeypatch.setattr(ascent, "render_layer", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    first = run_sweep(cfg, quiet=True)
+    assert len(first.rendered) == 6 and len(calls) == 6
+    assert (cfg.root / "manifest.json").is_file()
+    second = run_sweep(cfg, quiet=True)
+    assert len(second.rendered) == 0 and len(second.skipped) == 6 and len(calls) == 6
+    # a job killed mid-way: metrics.json missing and a temp file left behind
+    job = cfg.root / first.jobs[3].id
+    (job / "metrics.json").unlink()
+    (job / ".grid.png.abc.tmp").write_bytes(b"half")
+    third = run_sweep(cfg, quiet=True)
+    assert [j.id for j in third.rendered] == [first.jobs[3].id] and len(calls) == 7
+    assert not list(cfg.root.rglob("*.tmp"))
+    forced = run_sweep(cfg, quiet=True, force=True, shard=(2, 2))
+    assert len(forced.rendered) == 3 and (cfg.root / "manifest.shard-2-of-2.json").is_file()
+
+
+def test_dry_run_writes_nothing(tmp_path, model_path, capsys):
+    cfg_path = _config(tmp_path, model_path)
+    assert main(["sweep", str(cfg_path), "--dry-run", "--shard", "1/2"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny__conv1__seed-0" in out and "tiny__conv1__seed-1" not in out
+    assert not (tmp_path / "out").exists()
+    assert main(["sweep", str(cfg_path), "--shard", "3/2"]) == 2
+
+
+def test_sigkill_half_way_then_resume(tmp_path, model_path):
+    cfg_path = _config(tmp_path, model_path, extra="  steps: [40, 41, 42]\n").read_text()
+    cfg_path = cfg_path.replace("steps: 2\n", "")
+    (tmp_path / "k.yaml").write_text(cfg_path)
+    cfg = load_config(tmp_path / "k.yaml")
+    jobs = plan_jobs(cfg)
+    cmd = [sys.executable, "-m", "filterviz", "sweep", str(tmp_path / "k.yaml"), "--quiet"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        done = list(cfg.root.glob("*/metrics.json"))
+        if len(done) >= len(jobs) // 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {p.parent.name: p.stat().st_mtime_ns for p in cfg.root.glob("*/metrics.json")}
+    assert 0 < len(before) < len(jobs), "kill landed before the first or after the last job"
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    after = {p.parent.name: p.stat().st_mtime_ns for p in cfg.root.glob("*/metrics.json")}
+    assert sorted(after) == sorted(j.id for j in jobs)
+    assert all(after[k] == v for k, v in before.items())  # nothing finished was rendered again
+    assert not list(cfg.root.rglob("*.tmp"))
+    import json
+
+    rows = json.loads((cfg.root / "manifest.json").read_text())["jobs"]
+    assert {r["status"] for r in rows} <= {"done", "skipped"}
+    assert sum(r["status"] == "skipped" for r in rows) == len(before)
