@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from . import grid, metrics, objectives, params, transforms
 from .errors import UserError
-from .models import Extractor, LoadedModel, feature_extractor, graph_cost, load_model
+from .models import Extractor, LoadedModel, copy_weights, feature_extractor, graph_cost, load_model, precision_model
 
 __all__ = [
     "RenderSettings",
@@ -200,6 +200,9 @@ class LayerRenderer:
         self.settings = settings
         self.input_range = input_range
         self.objective = objective or settings.objective()
+        # mixed precision: the extractor runs in a clone computing in float16/bfloat16; images stay float32
+        self._model = precision_model(extractor.model, settings.precision)
+        self._loss_scale = 1024.0 if settings.precision == "mixed_float16" else 1.0
         chunk = settings.chunk or auto_chunk(extractor, settings.size, channels, settings.max_memory_gb)
         if max_filters:  # balance the chunks so the padded last one wastes little
             chunk = math.ceil(max_filters / math.ceil(max_filters / chunk))
@@ -229,7 +232,7 @@ class LayerRenderer:
         return lo + (hi - lo) * unit
 
     def _score(self, unit: tf.Tensor, shown: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
-        feats = self.extractor.model(self._model_input(shown), training=False)
+        feats = tf.cast(self._model(self._model_input(shown), training=False), tf.float32)
         return self.objective(objectives.Context(images=unit, features=feats, filters=filters))
 
     def _init(self, filters: tf.Tensor) -> None:
@@ -256,7 +259,10 @@ class LayerRenderer:
                 unit = self.param.to_image(self._p)
                 shown = self.transform(unit, tf.stack([seed0, i]))
                 score = self._score(unit, shown, filters)
-            g = tape.gradient(score, self._p)  # sums over images; each depends only on its own
+                scaled = score * self._loss_scale if self._loss_scale != 1.0 else score  # float16 underflow guard
+            g = tape.gradient(scaled, self._p)  # sums over images; each depends only on its own
+            if self._loss_scale != 1.0:
+                g = g / self._loss_scale
             ok = tf.logical_and(tf.reduce_all(tf.math.is_finite(g), axis=axes), tf.math.is_finite(score))
             g = tf.where(tf.reshape(ok, per_image), g, tf.zeros_like(g))
             self._bad.assign(tf.logical_or(self._bad, tf.logical_not(ok)))
@@ -290,6 +296,8 @@ class LayerRenderer:
     ) -> ChunkOutput:
         """Render `filters` chunk by chunk. `progress(k)` is called with the filters finished since last call."""
         filters = np.asarray(filters, dtype=np.int32)
+        if self._model is not self.extractor.model:  # the mixed-precision clone follows the extractor's weights
+            copy_weights(self.extractor.model, self._model)
         steps, seg = self.settings.steps, self.settings.segment
         rate = tf.constant(self.settings.lr if lr is None else lr, tf.float32)
         out_images, out_scores, out_traces, out_bad = [], [], [], []

@@ -28,6 +28,7 @@ __all__ = [
     "visual_layers",
     "feature_extractor",
     "graph_cost",
+    "precision_model",
 ]
 
 DEFAULT_MODEL = "vgg16-hed"
@@ -294,3 +295,28 @@ def graph_cost(model: keras.Model, size: int, channels: int = 3) -> tuple[float,
             if a.is_fully_defined() and out.is_fully_defined():
                 flops += 2.0 * out.num_elements() * a[-1]
     return flops, nbytes
+
+
+def precision_model(model: keras.Model, precision: str = "float32") -> keras.Model:
+    """`model` itself for float32, else a clone whose layers compute in `precision` (a Keras dtype policy such as
+    'mixed_bfloat16'). The clone keeps float32 variables, holds a copy of the weights, and its input stays
+    float32; refresh its weights with `copy_weights(model, clone)` after the source changes."""
+    if precision == "float32":
+        return model
+
+    def clone_layer(layer):
+        config = dict(layer.get_config(), dtype=precision)
+        return type(layer).from_config(config)
+
+    clone = keras.models.clone_model(model, clone_function=clone_layer)
+    copy_weights(model, clone)
+    return clone
+
+
+def copy_weights(source: keras.Model, target: keras.Model) -> None:
+    """Assign the source's weights to a clone of it (same layers, same order)."""
+    src, dst = source.weights, target.weights
+    if len(src) != len(dst) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(src, dst)):
+        raise ValueError("copy_weights: the models do not have the same weights")
+    for a, b in zip(src, dst):
+        b.assign(a)

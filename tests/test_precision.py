@@ -1,0 +1,52 @@
+"""Mixed precision: the extractor computes in bfloat16/float16, images and gradient normalization stay float32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from filterviz.ascent import LayerRenderer, RenderSettings
+from filterviz.models import feature_extractor, precision_model
+
+
+def _render(model, precision: str, layer: str = "conv2", steps: int = 12):
+    extractor = feature_extractor(model, layer)
+    renderer = LayerRenderer(extractor, RenderSettings(size=32, steps=steps, chunk=4, precision=precision))
+    return renderer, renderer.render(np.arange(extractor.filters))
+
+
+def test_mixed_bfloat16_raises_every_filter(tiny_cnn, tiny_weights):
+    renderer, out = _render(tiny_cnn, "mixed_bfloat16")
+    assert renderer._model.layers[-1].compute_dtype == "bfloat16"
+    assert out.images.dtype == np.float32 and renderer._p.dtype == "float32"
+    assert np.isfinite(out.images).all() and not out.nonfinite.any()
+    assert (out.scores > out.trace[:, 0]).all(), (out.trace[:, 0], out.scores)
+    # the user's model is untouched: same weights, still float32
+    assert all(layer.compute_dtype == "float32" for layer in tiny_cnn.layers)
+    for a, b in zip(tiny_weights, tiny_cnn.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mixed_bfloat16_follows_weight_changes(tiny_cnn):
+    extractor = feature_extractor(tiny_cnn, "conv3")
+    renderer = LayerRenderer(extractor, RenderSettings(size=32, steps=2, chunk=2, precision="mixed_bfloat16"))
+    before = renderer.render([0, 1]).scores
+    for w in extractor.model.weights:  # e.g. a training epoch; the renderer is reused
+        w.assign(w * 0.0)
+    after = renderer.render([0, 1]).scores
+    assert not np.allclose(before, 0.0) and np.allclose(after, 0.0)
+
+
+def test_float32_uses_the_extractor_itself(tiny_cnn):
+    extractor = feature_extractor(tiny_cnn, "conv1")
+    assert precision_model(extractor.model, "float32") is extractor.model
+
+
+def test_mixed_float16_raises_every_filter(tiny_cnn):
+    try:
+        renderer, out = _render(tiny_cnn, "mixed_float16")
+    except Exception as e:  # some CPU builds lack float16 kernels for conv or its gradient
+        pytest.skip(f"float16 is not supported on this device: {type(e).__name__}: {str(e)[:120]}")
+    assert renderer._loss_scale > 1 and renderer._model.layers[-1].compute_dtype == "float16"
+    assert np.isfinite(out.images).all() and not out.nonfinite.any()
+    assert (out.scores > out.trace[:, 0]).all(), (out.trace[:, 0], out.scores)
