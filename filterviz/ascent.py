@@ -59,6 +59,7 @@ class RenderSettings:
     border: int = 0
     pre_activation: bool = True
     param: str = "pixel"
+    decay: float = 1.0
     optimizer: str = "normalized"
     schedule: str = "constant"
     transforms: str = "none"
@@ -88,6 +89,7 @@ class RenderSettings:
                "a positive number of GB")
         _check(is_int(self.border) and 0 <= self.border, "border", self.border, "an integer >= 0")
         _check(self.param in PARAMS, "param", self.param, f"valid: {', '.join(PARAMS)}")
+        _check(is_num(self.decay) and 0 <= self.decay <= 4, "decay", self.decay, "a number from 0 to 4")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"valid: {', '.join(OPTIMIZERS)}")
         _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"valid: {', '.join(SCHEDULES)}")
         _check(self.transforms in TRANSFORMS, "transforms", self.transforms, f"valid: {', '.join(TRANSFORMS)}")
@@ -207,7 +209,7 @@ class LayerRenderer:
         if max_filters:  # balance the chunks so the padded last one wastes little
             chunk = math.ceil(max_filters / math.ceil(max_filters / chunk))
         self.chunk = chunk
-        self.param = params.Parameterization(settings.param, settings.size, channels)
+        self.param = params.Parameterization(settings.param, settings.size, channels, decay=settings.decay)
         self.transform = (
             transforms.standard(settings.size) if settings.transforms == "standard" else transforms.compose()
         )

@@ -97,8 +97,10 @@ def quality_metrics(
     t = transforms.compose(transforms.jitter(d), transforms.random_scale([0.9, 0.95, 1.0, 1.05, 1.1]))
     kept = np.zeros(len(filters))
     for k in range(draws):
-        moved = np.concatenate([t(tf.constant(shown[s : s + batch]), tf.constant([seed, 1000 + k])).numpy()
-                                for s in range(0, len(shown), batch)])
+        moved = np.concatenate([
+            tf.image.resize(t(tf.constant(shown[s : s + batch]), tf.constant([seed, 1000 + k])), shown.shape[1:3]).numpy()
+            for s in range(0, len(shown), batch)
+        ])  # back to the input size: models with a fixed input size need it
         after = _channel_means(post.model, moved, batch)[np.arange(len(filters)), filters]
         kept += after
     robust = np.where(own > 0, (kept / draws) / np.where(own > 0, own, 1.0), 0.0)

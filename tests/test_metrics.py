@@ -47,3 +47,16 @@ def test_specificity_rank_one_for_the_channel_a_picture_excites_most(tiny_cnn):
     q = metrics.quality_metrics(post, np.repeat(shown, 2, 0), np.zeros((2, 32, 32, 3), np.uint8),
                                 np.array([best, worst]), draws=1)
     assert q["specificity_rank"][0] == 1 and q["specificity_rank"][1] >= 2
+
+
+def test_render_layer_on_a_fixed_size_model():
+    """Robustness transforms crop; the metrics resize back so fixed-size models work."""
+    import keras
+
+    from filterviz.ascent import RenderSettings, render_layer
+
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c")(inp)
+    out = keras.layers.Dense(2)(keras.layers.Flatten()(x))
+    res = render_layer(load_model(keras.Model(inp, out)), "c", "0:2", RenderSettings(size=16, steps=3))
+    assert len(res.metrics) == 2 and all(0 <= r["robustness"] for r in res.metrics)
