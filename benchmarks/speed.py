@@ -59,27 +59,31 @@ def peak_rss_mib() -> float:
     return kb / (2**20 if sys.platform == "darwin" else 2**10)
 
 
-def conv_throughput(batch: int, size: int, cin: int, cout: int, repeats: int) -> float:
-    """FLOP/s of a 3x3 'same' conv2d forward + input-gradient backward (median of `repeats`)."""
-    x = tf.Variable(tf.random.normal([batch, size, size, cin]))
-    w = tf.Variable(tf.random.normal([3, 3, cin, cout], stddev=0.05))
+class ConvProbe:
+    """A 3x3 'same' conv2d forward + input-gradient backward in a tf.function; `measure()` gives its FLOP/s."""
 
-    @tf.function
-    def step():
+    def __init__(self, batch: int, size: int, cin: int, cout: int):
+        self.shape = (batch, size, cin, cout)
+        self.x = tf.Variable(tf.random.normal([batch, size, size, cin]))
+        self.w = tf.Variable(tf.random.normal([3, 3, cin, cout], stddev=0.05))
+        self.flops = 2 * (2.0 * batch * size * size * cout * 9 * cin)  # forward + input gradient
+        self.step = tf.function(self._step)
+        self.step().numpy()  # trace + warm-up
+
+    def _step(self):
         with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = tf.nn.conv2d(x, w, 1, "SAME")
+            tape.watch(self.x)
+            y = tf.nn.conv2d(self.x, self.w, 1, "SAME")
             loss = tf.reduce_sum(y)
-        return tape.gradient(loss, x)[0, 0, 0, 0] + loss  # fetch a scalar that needs both passes
+        return tape.gradient(loss, self.x)[0, 0, 0, 0] + loss  # a scalar that needs both passes
 
-    step().numpy()  # trace + warm-up
-    flops = 2 * (2.0 * batch * size * size * cout * 9 * cin)  # forward + input gradient
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step().numpy()
-        times.append(time.perf_counter() - t0)
-    return flops / statistics.median(times)
+    def measure(self, repeats: int = 2) -> float:
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            self.step().numpy()
+            times.append(time.perf_counter() - t0)
+        return self.flops / min(times)
 
 
 class KerasExampleLoop:
@@ -147,7 +151,7 @@ def fmt_s(x: float) -> str:
     return f"{x:.2f}" if x >= 1 else f"{x:.3f}"
 
 
-def bench_layer(lm, layer: str, args, conv_fps: float) -> list[str]:
+def bench_layer(lm, layer: str, args, probe: ConvProbe) -> list[str]:
     extractor = feature_extractor(lm, layer, pre_activation=True)
     filters = select_filters(args.filters, extractor.filters, layer)
     n, steps, size = len(filters), args.steps, args.size
@@ -171,7 +175,9 @@ def bench_layer(lm, layer: str, args, conv_fps: float) -> list[str]:
 
     times = {name: [] for name in runners}
     images = {}
+    conv_runs = []
     for _ in range(args.repeats):
+        conv_runs.append(probe.measure())  # interleaved too: the machine's throughput drifts with its load
         for name, (r, _) in runners.items():
             if isinstance(r, KerasExampleLoop):
                 t, out = timed(lambda r=r: r.render(filters, steps))
@@ -182,6 +188,7 @@ def bench_layer(lm, layer: str, args, conv_fps: float) -> list[str]:
     rss = peak_rss_mib()
 
     base_s = statistics.median(times["keras-example loop"])
+    conv_fps = statistics.median(conv_runs)
     rows = []
     for name, (r, warm) in runners.items():
         med = statistics.median(times[name])
@@ -195,6 +202,10 @@ def bench_layer(lm, layer: str, args, conv_fps: float) -> list[str]:
     head = [
         f"### {lm.name} {layer}: {n} filters, {size} px, {steps} steps, {args.precision}, "
         f"median of {args.repeats}, peak RSS {rss:.0f} MiB",
+        "",
+        f"measured conv throughput (batch {probe.shape[0]}, {probe.shape[1]}x{probe.shape[1]}x{probe.shape[2]} -> "
+        f"{probe.shape[3]}, 3x3, forward + input gradient; median of {len(conv_runs)}, each the best of 2): "
+        f"{conv_fps / 1e9:.1f} GFLOP/s",
         "",
         "| approach | chunk | warm-up s | s | s/filter/step | speed-up vs loop | GFLOP/filter-step "
         "| achieved GFLOP/s | achieved / measured conv | max abs diff vs loop (0-255) |",
@@ -242,13 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     scope = tf.device(args.device) if args.device else _nullcontext()
     with scope:
         b, s, ci, co = (int(v) for v in args.conv_shape.split(","))
-        conv_fps = conv_throughput(b, s, ci, co, repeats=max(3, args.repeats))
-        print(f"measured conv throughput ({b}x{s}x{s}x{ci} -> {co}, 3x3, forward + input gradient): "
-              f"{conv_fps / 1e9:.1f} GFLOP/s")
-        print()
+        probe = ConvProbe(b, s, ci, co)
         lm = load_model(args.model)
         for layer in args.layers.split(","):
-            for line in bench_layer(lm, layer.strip(), args, conv_fps):
+            for line in bench_layer(lm, layer.strip(), args, probe):
                 print(line)
             sys.stdout.flush()
     return 0
