@@ -290,6 +290,13 @@ class LayerRenderer:
         return self._model_input(unit), self._score(unit, unit, filters), self._bad.read_value()
 
     # -- host side ---------------------------------------------------------------------------------
+    def with_chunk(self, chunk: int) -> LayerRenderer:
+        """The same renderer with another batch size (a new trace), e.g. after running out of memory."""
+        return LayerRenderer(
+            self.extractor, self.settings.replace(chunk=chunk), channels=self.param.channels,
+            input_range=self.input_range, objective=self.objective,
+        )
+
     def render(
         self,
         filters: Sequence[int],
@@ -384,7 +391,19 @@ def render_layer(
         bar = tqdm(total=len(idx), desc=layer, unit="filter", leave=False, dynamic_ncols=True,
                    bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}]")
     try:
-        out = renderer.render(idx, progress=bar.update if bar is not None else None)
+        while True:
+            try:
+                out = renderer.render(idx, progress=bar.update if bar is not None else None)
+                break
+            except tf.errors.ResourceExhaustedError:
+                if renderer.chunk == 1:
+                    raise UserError(
+                        f"out of memory rendering layer '{layer}' even one filter at a time at size "
+                        f"{settings.size}; use a smaller size"
+                    ) from None
+                renderer = renderer.with_chunk(renderer.chunk // 2)  # halve the batch and go on
+                if bar is not None:
+                    bar.reset()
     finally:
         if bar is not None:
             bar.close()

@@ -180,3 +180,27 @@ def test_tiny_other_channels():
     m = make_tiny_cnn(channels=1)
     res = render_layer(load_model(m), "conv1", "0:2", SMALL)
     assert res.images.shape == (2, 24, 24, 1) and res.grid.shape[2] == 1
+
+
+def test_out_of_memory_halves_the_chunk(tiny_cnn, monkeypatch):
+    real = LayerRenderer.render
+    seen = []
+
+    def render(self, filters, progress=None, lr=None):
+        seen.append(self.chunk)
+        if self.chunk > 2:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return real(self, filters, progress, lr)
+
+    monkeypatch.setattr(LayerRenderer, "render", render)
+    res = render_layer(load_model(tiny_cnn), "conv2", "0:8", SMALL.replace(chunk=8))
+    assert seen == [8, 4, 2] and len(res.filters) == 8
+
+
+def test_out_of_memory_at_one_filter_is_a_user_error(tiny_cnn, monkeypatch):
+    def render(self, filters, progress=None, lr=None):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM")
+
+    monkeypatch.setattr(LayerRenderer, "render", render)
+    with pytest.raises(UserError, match="out of memory.*conv2"):
+        render_layer(load_model(tiny_cnn), "conv2", "0:2", SMALL.replace(chunk=1))

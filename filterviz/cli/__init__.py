@@ -66,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     from ..errors import UserError
 
+    import signal
+
+    def _terminate(signum, frame):  # SIGTERM (e.g. a cluster's time limit) unwinds like Ctrl-C: temp files go
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         _start_tensorflow_quietly()
         return int(args.run(args) or 0)
