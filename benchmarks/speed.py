@@ -13,8 +13,10 @@ excluded from the medians.
 The baseline is the algorithm of the Keras example "Visualizing what convnets learn": a Python loop over the
 filters, each running `steps` calls of a `tf.function` gradient-ascent step on one image kept in a
 tf.Variable (gradient of the filter's mean pre-activation, l2-normalized, lr 10). It starts from the same
-seeded images as filterviz and uses the same extractor, so both do exactly the same arithmetic; the table
-reports the largest pixel difference of their results as a check. Unlike the example, the filter index is
+seeded images as filterviz and uses the same extractor, so both do the same arithmetic; the last column is
+the largest relative L2 difference of their pictures (per filter) as a check. It is tiny for few steps and
+grows with steps and lr, presumably because the ascent amplifies the rounding differences between a batched
+and a single-image convolution; under mixed precision it is large. Unlike the example, the filter index is
 passed as a tensor so that one trace serves every filter (the example retraces per filter, which would only
 make the baseline slower).
 
@@ -193,7 +195,9 @@ def bench_layer(lm, layer: str, args, probe: ConvProbe) -> list[str]:
     for name, (r, warm) in runners.items():
         med = statistics.median(times[name])
         achieved = step_flops * n * steps / med
-        diff = float(np.max(np.abs(images[name] - images["keras-example loop"])))
+        ref = images["keras-example loop"]  # relative L2 difference per filter, the largest
+        diff = float(np.max(np.linalg.norm((images[name] - ref).reshape(n, -1), axis=1)
+                            / np.maximum(np.linalg.norm(ref.reshape(n, -1), axis=1), 1e-12)))
         chunk = r.chunk if isinstance(r, LayerRenderer) else 1
         rows.append(
             f"| {name} | {chunk} | {fmt_s(warm)} | {fmt_s(med)} | {med / (n * steps):.4f} | {base_s / med:.2f} "
@@ -208,7 +212,7 @@ def bench_layer(lm, layer: str, args, probe: ConvProbe) -> list[str]:
         f"{conv_fps / 1e9:.1f} GFLOP/s",
         "",
         "| approach | chunk | warm-up s | s | s/filter/step | speed-up vs loop | GFLOP/filter-step "
-        "| achieved GFLOP/s | achieved / measured conv | max abs diff vs loop (0-255) |",
+        "| achieved GFLOP/s | achieved / measured conv | rel. diff vs loop |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     return head + rows + [""]
