@@ -122,8 +122,9 @@ class RenderSettings:
 PRESETS: dict[str, RenderSettings] = {
     # The Keras example's algorithm: raw pixels, normalized gradient.
     "fast": RenderSettings(steps=30, lr=10.0),
-    # Olah et al. 2017: decorrelated Fourier parameterization, transformation robustness, Adam.
-    "quality": RenderSettings(param="fourier", optimizer="adam", lr=0.05, steps=128, transforms="standard"),
+    # Olah et al. 2017: decorrelated Fourier parameterization (spectrum decay 1.5, chosen by benchmarks/quality.py),
+    # transformation robustness, Adam.
+    "quality": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=48, transforms="standard"),
 }
 
 
