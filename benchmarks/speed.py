@@ -21,7 +21,9 @@ passed as a tensor so that one trace serves every filter (the example retraces p
 make the baseline slower).
 
 FLOPs per filter-step are forward + input-gradient backward, taken as 2x the forward FLOPs that
-`filterviz.models.graph_cost` counts on the traced graph. The measured conv throughput is a large 3x3 conv2d
+`filterviz.models.graph_cost` counts on the traced graph, of the work each approach really does: the loop and
+"filterviz, full layer" compute every filter of the target layer; "filterviz" (the default) computes only
+each image's own filter there (models.ChannelHead); "coarse" runs a share of the steps at half size. The measured conv throughput is a large 3x3 conv2d
 forward and input-gradient backward in a `tf.function` (the same kind of work the ascent does).
 """
 
@@ -137,10 +139,28 @@ def warm_renderer(renderer: LayerRenderer, filters: np.ndarray) -> None:
     try:
         ids_t = tf.constant(ids)
         renderer._init_fn(ids_t)
-        renderer._segment_fn(ids_t, tf.constant(0), tf.constant(1), tf.constant(1e-3, tf.float32)).numpy()
+        for fn in renderer._segment_fns.values():  # one compiled loop per resolution
+            fn(ids_t, tf.constant(0), tf.constant(1), tf.constant(1e-3, tf.float32)).numpy()
         renderer._final_fn(ids_t)[1].numpy()
     except AttributeError:  # the engine changed its private pieces: warm up with a full render
         renderer.render(filters)
+
+
+def flops_per_filter_step(renderer: LayerRenderer, lm, full_fwd: float) -> float:
+    """FLOPs one filter-step really costs this renderer: forward + input-gradient backward (2x forward), of the
+    full layer or, with the single-channel head, of the trunk plus one filter; coarse steps at half size."""
+    size = renderer.settings.size
+
+    def forward(sz: int) -> float:
+        if not renderer.single_channel:
+            return full_fwd if sz == size else graph_cost(renderer.extractor.model, sz, lm.channels)[0]
+        head = renderer.extractor.head
+        trunk, _ = graph_cost(head.trunk, sz, lm.channels)
+        one = graph_cost(renderer.extractor.model, sz, lm.channels)[0] - trunk  # the target layer, all filters
+        return trunk + one / renderer.extractor.filters
+
+    share = renderer._coarse_steps / renderer.settings.steps
+    return 2.0 * ((1 - share) * forward(size) + (share * forward(size // 2) if share else 0.0))
 
 
 def timed(fn) -> tuple[float, object]:
@@ -161,13 +181,16 @@ def bench_layer(lm, layer: str, args, probe: ConvProbe) -> list[str]:
     step_flops = 2.0 * fwd_flops
     base = RenderSettings(size=size, steps=steps, lr=args.lr, seed=args.seed, chunk=args.chunk,
                           max_memory_gb=args.max_memory, precision=args.precision)
-    configs = [("filterviz", base)]
+    configs = [("filterviz, full layer", base, False), ("filterviz", base, True)]
     if args.xla:
-        configs.append(("filterviz xla", base.replace(xla=True)))
+        configs.append(("filterviz xla", base.replace(xla=True), True))
+    for share in args.coarse:
+        configs.append((f"filterviz coarse {share:g}", base.replace(coarse=share), True))
 
     runners = {}
-    for name, settings in configs:
-        r = LayerRenderer(extractor, settings, channels=lm.channels, input_range=lm.input_range, max_filters=n)
+    for name, settings, single in configs:
+        r = LayerRenderer(extractor, settings, channels=lm.channels, input_range=lm.input_range, max_filters=n,
+                          single_channel=single)
         warm, _ = timed(lambda r=r: warm_renderer(r, filters))
         runners[name] = (r, warm)
     loop = KerasExampleLoop(extractor, size, lm.channels, lm.input_range, args.lr, args.seed)
@@ -194,14 +217,15 @@ def bench_layer(lm, layer: str, args, probe: ConvProbe) -> list[str]:
     rows = []
     for name, (r, warm) in runners.items():
         med = statistics.median(times[name])
-        achieved = step_flops * n * steps / med
+        done = flops_per_filter_step(r, lm, fwd_flops) if isinstance(r, LayerRenderer) else step_flops
+        achieved = done * n * steps / med
         ref = images["keras-example loop"]  # relative L2 difference per filter, the largest
         diff = float(np.max(np.linalg.norm((images[name] - ref).reshape(n, -1), axis=1)
                             / np.maximum(np.linalg.norm(ref.reshape(n, -1), axis=1), 1e-12)))
         chunk = r.chunk if isinstance(r, LayerRenderer) else 1
         rows.append(
             f"| {name} | {chunk} | {fmt_s(warm)} | {fmt_s(med)} | {med / (n * steps):.4f} | {base_s / med:.2f} "
-            f"| {step_flops / 1e9:.2f} | {achieved / 1e9:.1f} | {achieved / conv_fps:.2f} | {diff:.3g} |"
+            f"| {done / 1e9:.2f} | {achieved / 1e9:.1f} | {achieved / conv_fps:.2f} | {diff:.3g} |"
         )
     head = [
         f"### {lm.name} {layer}: {n} filters, {size} px, {steps} steps, {args.precision}, "
@@ -211,7 +235,7 @@ def bench_layer(lm, layer: str, args, probe: ConvProbe) -> list[str]:
         f"{probe.shape[3]}, 3x3, forward + input gradient; median of {len(conv_runs)}, each the best of 2): "
         f"{conv_fps / 1e9:.1f} GFLOP/s",
         "",
-        "| approach | chunk | warm-up s | s | s/filter/step | speed-up vs loop | GFLOP/filter-step "
+        "| approach | chunk | warm-up s | s | s/filter/step | speed-up vs loop | GFLOP/filter-step done "
         "| achieved GFLOP/s | achieved / measured conv | rel. diff vs loop |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -231,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-memory", type=float, default=2.0, help="GB of activations per batch (default 2)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs of each approach; the median is reported")
     p.add_argument("--xla", action="store_true", help="also time filterviz with jit_compile=True")
+    p.add_argument("--coarse", type=float, action="append", default=[],
+                   help="also time filterviz with this share of the steps at half size (repeatable)")
     p.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"),
                    help="filterviz's compute precision (the baseline stays float32)")
     p.add_argument("--device", default=None, help="run everything under tf.device(DEVICE), e.g. /GPU:0")

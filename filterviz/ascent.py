@@ -10,6 +10,7 @@ per step.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -67,6 +68,7 @@ class RenderSettings:
     l2: float = 0.0
     blur: float = 0.0
     segment: int = 10
+    coarse: float = 0.0
     xla: bool = False
     precision: str = "float32"
     display: str | None = None
@@ -97,6 +99,9 @@ class RenderSettings:
             v = getattr(self, name)
             _check(is_num(v) and v >= 0, name, v, "a number >= 0")
         _check(is_int(self.segment) and self.segment >= 1, "segment", self.segment, "a positive integer")
+        _check(is_num(self.coarse) and 0 <= self.coarse < 1, "coarse", self.coarse,
+               "a share of the steps from 0 (off) to below 1")
+        _check(self.coarse == 0 or self.size % 2 == 0, "size", self.size, "an even number when coarse > 0")
         _check(self.precision in PRECISIONS, "precision", self.precision, f"valid: {', '.join(PRECISIONS)}")
         _check(self.display in (None,) + grid.DISPLAY_MODES, "display", self.display,
                f"valid: {', '.join(grid.DISPLAY_MODES)}")
@@ -198,13 +203,17 @@ class LayerRenderer:
         input_range: tuple[float, float] = (0.0, 255.0),
         objective: objectives.Objective | None = None,
         max_filters: int | None = None,
+        single_channel: bool = True,
     ) -> None:
         self.extractor = extractor
         self.settings = settings
         self.input_range = input_range
         self.objective = objective or settings.objective()
+        # compute only each image's own filter of the target layer where the layer and objective allow it
+        self._head = extractor.head if single_channel and self.objective.own_filter_only else None
+        self._source = self._head.trunk if self._head is not None else extractor.model
         # mixed precision: the extractor runs in a clone computing in float16/bfloat16; images stay float32
-        self._model = precision_model(extractor.model, settings.precision)
+        self._model = precision_model(self._source, settings.precision)
         self._loss_scale = 1024.0 if settings.precision == "mixed_float16" else 1.0
         chunk = settings.chunk or auto_chunk(extractor, settings.size, channels, settings.max_memory_gb)
         if max_filters:  # balance the chunks so the padded last one wastes little
@@ -223,10 +232,14 @@ class LayerRenderer:
         ids = tf.TensorSpec([self.chunk], tf.int32)
         scalar = tf.TensorSpec([], tf.int32)
         self._init_fn = tf.function(self._init, input_signature=[ids])
-        self._segment_fn = tf.function(
-            self._segment, input_signature=[ids, scalar, scalar, tf.TensorSpec([], tf.float32)],
-            jit_compile=settings.xla,
-        )
+        signature = [ids, scalar, scalar, tf.TensorSpec([], tf.float32)]
+        # one compiled loop per resolution: full size, and half size for the first `coarse` share of the steps
+        self._coarse_steps = int(round(settings.coarse * settings.steps))
+        self._segment_fns = {
+            coarse: tf.function(functools.partial(self._segment, coarse=coarse), input_signature=signature,
+                                jit_compile=settings.xla)
+            for coarse in ((False, True) if self._coarse_steps else (False,))
+        }
         self._final_fn = tf.function(self._final, input_signature=[ids])
 
     # -- compiled pieces -------------------------------------------------------------------------
@@ -234,9 +247,18 @@ class LayerRenderer:
         lo, hi = self.input_range
         return lo + (hi - lo) * unit
 
+    @property
+    def single_channel(self) -> bool:
+        """Whether the loop computes only each image's own filter of the target layer (models.ChannelHead)."""
+        return self._head is not None
+
     def _score(self, unit: tf.Tensor, shown: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
-        feats = tf.cast(self._model(self._model_input(shown), training=False), tf.float32)
-        return self.objective(objectives.Context(images=unit, features=feats, filters=filters))
+        out = self._model(self._model_input(shown), training=False)
+        if self._head is not None:
+            ctx = objectives.Context(unit, None, filters, self._head.maps(out, filters))
+        else:
+            ctx = objectives.Context(unit, tf.cast(out, tf.float32), filters)
+        return self.objective(ctx)
 
     def _init(self, filters: tf.Tensor) -> None:
         self._p.assign(self.param.init(filters, self.settings.seed))
@@ -250,7 +272,9 @@ class LayerRenderer:
             return lr * (0.05 + 0.95 * 0.5 * (1.0 + tf.cos(math.pi * tf.minimum(t, 1.0))))
         return lr
 
-    def _segment(self, filters: tf.Tensor, start: tf.Tensor, n: tf.Tensor, lr: tf.Tensor) -> tf.Tensor:
+    def _segment(
+        self, filters: tf.Tensor, start: tf.Tensor, n: tf.Tensor, lr: tf.Tensor, *, coarse: bool = False
+    ) -> tf.Tensor:
         self.traces += 1
         axes = list(range(1, len(self._p.shape)))
         per_image = [-1] + [1] * len(axes)
@@ -261,6 +285,8 @@ class LayerRenderer:
                 tape.watch(self._p)
                 unit = self.param.to_image(self._p)
                 shown = self.transform(unit, tf.stack([seed0, i]))
+                if coarse:  # coarse to fine: the network sees a half-size view (a quarter of the FLOPs)
+                    shown = tf.nn.avg_pool2d(shown, 2, 2, "VALID")
                 score = self._score(unit, shown, filters)
                 scaled = score * self._loss_scale if self._loss_scale != 1.0 else score  # float16 underflow guard
             g = tape.gradient(scaled, self._p)  # sums over images; each depends only on its own
@@ -291,11 +317,17 @@ class LayerRenderer:
         return self._model_input(unit), self._score(unit, unit, filters), self._bad.read_value()
 
     # -- host side ---------------------------------------------------------------------------------
+    def _segments(self) -> list[tuple[int, int, bool]]:
+        """(first step, number of steps, coarse) of each call of the compiled loop."""
+        steps, seg, c = self.settings.steps, self.settings.segment, self._coarse_steps
+        return [(s, min(seg, hi - s), coarse) for lo, hi, coarse in ((0, c, True), (c, steps, False))
+                for s in range(lo, hi, seg)]
+
     def with_chunk(self, chunk: int) -> LayerRenderer:
         """The same renderer with another batch size (a new trace), e.g. after running out of memory."""
         return LayerRenderer(
             self.extractor, self.settings.replace(chunk=chunk), channels=self.param.channels,
-            input_range=self.input_range, objective=self.objective,
+            input_range=self.input_range, objective=self.objective, single_channel=self._head is not None,
         )
 
     def render(
@@ -306,9 +338,9 @@ class LayerRenderer:
     ) -> ChunkOutput:
         """Render `filters` chunk by chunk. `progress(k)` is called with the filters finished since last call."""
         filters = np.asarray(filters, dtype=np.int32)
-        if self._model is not self.extractor.model:  # the mixed-precision clone follows the extractor's weights
-            copy_weights(self.extractor.model, self._model)
-        steps, seg = self.settings.steps, self.settings.segment
+        if self._model is not self._source:  # the mixed-precision clone follows the extractor's weights
+            copy_weights(self._source, self._model)
+        steps = self.settings.steps
         rate = tf.constant(self.settings.lr if lr is None else lr, tf.float32)
         out_images, out_scores, out_traces, out_bad = [], [], [], []
         for start in range(0, len(filters), self.chunk):
@@ -317,9 +349,10 @@ class LayerRenderer:
             padded = np.concatenate([ids, np.repeat(ids[-1:], self.chunk - real)]).astype(np.int32)
             self._init_fn(tf.constant(padded))
             parts = []
-            for s in range(0, steps, seg):
-                k = min(seg, steps - s)
-                parts.append(self._segment_fn(tf.constant(padded), tf.constant(s), tf.constant(k), rate).numpy())
+            for s, k, coarse in self._segments():
+                parts.append(
+                    self._segment_fns[coarse](tf.constant(padded), tf.constant(s), tf.constant(k), rate).numpy()
+                )
                 if progress is not None:
                     progress(real * k / steps)
             images, scores, bad = (t.numpy() for t in self._final_fn(tf.constant(padded)))

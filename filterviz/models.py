@@ -23,6 +23,7 @@ __all__ = [
     "LoadedModel",
     "LayerInfo",
     "Extractor",
+    "ChannelHead",
     "load_model",
     "model_names",
     "visual_layers",
@@ -65,14 +66,75 @@ class LayerInfo:
 
 
 @dataclass(frozen=True)
+class ChannelHead:
+    """The target Conv2D layer computed for one output channel per image: image i gets only channel `filters[i]`.
+
+    Activation maximization needs one filter's map per image, yet a full layer computes all F of them. This
+    head runs the network up to the target's input (`trunk`), then convolves each image with its own
+    filter's kernel only (one depthwise convolution over the batch), saving the target layer's other F-1
+    channels in the forward and the backward pass. It reads the layer's live weights, so it needs no sync.
+    """
+
+    trunk: keras.Model
+    layer: keras.layers.Conv2D
+    pre_activation: bool
+
+    def maps(self, inputs: "tf.Tensor", filters: "tf.Tensor") -> "tf.Tensor":
+        """[N,h,w] float32: each image's own filter map, from the trunk's output `inputs` [N,H,W,C]."""
+        import tensorflow as tf
+
+        conv = self.layer
+        x = tf.cast(inputs, tf.float32)
+        n, c = tf.shape(x)[0], x.shape[-1]
+        kh, kw = conv.kernel_size
+        kernel = tf.gather(tf.cast(conv.kernel, tf.float32), filters, axis=3)  # [kh,kw,C,N]
+        kernel = tf.reshape(tf.transpose(kernel, [0, 1, 3, 2]), [kh, kw, -1, 1])  # [kh,kw,N*C,1]
+        # the batch becomes channels of one image: [1,H,W,N*C]
+        stacked = tf.transpose(x, [1, 2, 0, 3])
+        stacked = tf.reshape(stacked, tf.concat([[1], tf.shape(stacked)[:2], [n * c]], 0))
+        sy, sx = conv.strides
+        out = tf.nn.depthwise_conv2d(
+            stacked, kernel, [1, sy, sx, 1], conv.padding.upper(), dilations=conv.dilation_rate
+        )  # [1,h,w,N*C]
+        hw = tf.shape(out)[1:3]
+        out = tf.reduce_sum(tf.reshape(out, tf.concat([hw, [n, c]], 0)), axis=3)  # [h,w,N]
+        out = tf.transpose(out, [2, 0, 1])
+        if conv.use_bias:
+            out = out + tf.gather(tf.cast(conv.bias, tf.float32), filters)[:, None, None]
+        if not self.pre_activation and conv.activation is not None:
+            out = tf.cast(conv.activation(out[..., None]), tf.float32)[..., 0]
+        return out
+
+
+def channel_head(net: keras.Model, layer: str, pre_activation: bool = True) -> ChannelHead | None:
+    """A ChannelHead for `layer` when it is a plain Conv2D (channels last, one group, one input), else None."""
+    target = net.get_layer(layer)
+    if type(target) is not keras.layers.Conv2D or getattr(target, "groups", 1) != 1:
+        return None
+    if target.data_format != "channels_last" or len(getattr(target, "_inbound_nodes", ())) != 1:
+        return None
+    sy, sx = target.strides
+    dy, dx = target.dilation_rate
+    if sy != sx or (max(sy, sx) > 1 and max(dy, dx) > 1):  # what depthwise_conv2d cannot express
+        return None
+    inputs = net.inputs[0] if len(net.inputs) == 1 else net.inputs
+    return ChannelHead(keras.Model(inputs, target.input), target, pre_activation)
+
+
+@dataclass(frozen=True)
 class Extractor:
-    """A model from the input to one layer. `copies` pairs (source, copy) layers whose weights it copied."""
+    """A model from the input to one layer. `copies` pairs (source, copy) layers whose weights it copied.
+
+    `head`, where the layer allows one, computes just one filter per image (see ChannelHead); the engine
+    uses it when its objective needs only each image's own filter.
+    """
 
     model: keras.Model
     layer: str
     filters: int
     pre_activation: bool
     copies: tuple = field(default=())
+    head: ChannelHead | None = None
 
     def sync(self) -> None:
         """Copy the current weights of the source layers into the copies (e.g. after a training epoch)."""
@@ -259,13 +321,14 @@ def feature_extractor(model: keras.Model | LoadedModel, layer: str, *, pre_activ
     inputs = net.inputs[0] if len(net.inputs) == 1 else net.inputs
     activation = getattr(target, "activation", None)
     linear = activation is None or getattr(activation, "__name__", "") == "linear"
+    head = channel_head(net, layer, pre_activation)
     if not pre_activation or linear:
-        return Extractor(keras.Model(inputs, target.output), layer, int(shape[-1]), pre_activation)
+        return Extractor(keras.Model(inputs, target.output), layer, int(shape[-1]), pre_activation, head=head)
     config = dict(target.get_config(), activation="linear", name=f"{layer}_preact")
     copy = type(target).from_config(config)
     out = copy(target.input)
     copy.set_weights(target.get_weights())
-    return Extractor(keras.Model(inputs, out), layer, int(shape[-1]), True, ((target, copy),))
+    return Extractor(keras.Model(inputs, out), layer, int(shape[-1]), True, ((target, copy),), head=head)
 
 
 def graph_cost(model: keras.Model, size: int, channels: int = 3) -> tuple[float, int]:

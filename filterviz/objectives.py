@@ -19,11 +19,23 @@ __all__ = ["Context", "Objective", "channel", "total_variation", "l2", "blur"]
 @dataclass(frozen=True)
 class Context:
     """What an objective sees: `images` in unit space [N,H,W,C] (0..1 is the valid range), the layer's
-    `features` [N,h,w,F] and each image's target `filters` [N] (int32)."""
+    `features` [N,h,w,F], each image's target `filters` [N] (int32), and `maps` [N,h,w], each image's own
+    filter map.
+
+    When every part of an objective is `own_filter_only`, the engine computes just `maps` (one filter per
+    image, see models.ChannelHead) and `features` is None.
+    """
 
     images: tf.Tensor
-    features: tf.Tensor
+    features: tf.Tensor | None
     filters: tf.Tensor
+    maps: tf.Tensor | None = None
+
+    def own_maps(self) -> tf.Tensor:
+        """[N,h,w]: each image's own filter map."""
+        if self.maps is not None:
+            return self.maps
+        return tf.gather(self.features, self.filters, axis=3, batch_dims=1)
 
 
 @dataclass(frozen=True)
@@ -32,19 +44,21 @@ class Objective:
 
     fn: Callable[[Context], tf.Tensor]
     name: str
+    own_filter_only: bool = False  # True: reads only images and Context.own_maps(), never other filters
 
     def __call__(self, ctx: Context) -> tf.Tensor:
         return self.fn(ctx)
 
     def __add__(self, other: Objective | float) -> Objective:
         if isinstance(other, (int, float)):
-            return Objective(lambda c: self(c) + other, f"{self.name} + {other}")
-        return Objective(lambda c: self(c) + other(c), f"{self.name} + {other.name}")
+            return Objective(lambda c: self(c) + other, f"{self.name} + {other}", self.own_filter_only)
+        return Objective(lambda c: self(c) + other(c), f"{self.name} + {other.name}",
+                         self.own_filter_only and other.own_filter_only)
 
     __radd__ = __add__
 
     def __neg__(self) -> Objective:
-        return Objective(lambda c: -self(c), f"-{self.name}")
+        return Objective(lambda c: -self(c), f"-{self.name}", self.own_filter_only)
 
     def __sub__(self, other: Objective | float) -> Objective:
         return self + (-other)
@@ -55,7 +69,7 @@ class Objective:
     def __mul__(self, k: float) -> Objective:
         if not isinstance(k, (int, float)):
             return NotImplemented
-        return Objective(lambda c: k * self(c), f"{k} * {self.name}")
+        return Objective(lambda c: k * self(c), f"{k} * {self.name}", self.own_filter_only)
 
     __rmul__ = __mul__
 
@@ -67,12 +81,12 @@ def channel(border: int = 0) -> Objective:
     """The mean of each image's own filter map, leaving `border` feature-map pixels out on every side."""
 
     def fn(c: Context) -> tf.Tensor:
-        maps = tf.gather(c.features, c.filters, axis=3, batch_dims=1)  # [N, h, w]
+        maps = c.own_maps()  # [N, h, w]
         if border > 0:
             maps = maps[:, border:-border, border:-border]
         return tf.reduce_mean(tf.cast(maps, tf.float32), axis=[1, 2])
 
-    return Objective(fn, f"channel(border={border})" if border else "channel")
+    return Objective(fn, f"channel(border={border})" if border else "channel", True)
 
 
 def total_variation() -> Objective:
@@ -84,12 +98,12 @@ def total_variation() -> Objective:
         dx = tf.abs(x[:, :, 1:, :] - x[:, :, :-1, :])
         return tf.reduce_mean(dy, axis=[1, 2, 3]) + tf.reduce_mean(dx, axis=[1, 2, 3])
 
-    return Objective(fn, "tv")
+    return Objective(fn, "tv", True)
 
 
 def l2(center: float = 0.5) -> Objective:
     """Mean squared distance of the pixels from mid-grey: a decay penalty (subtract it)."""
-    return Objective(lambda c: tf.reduce_mean(tf.square(c.images - center), axis=[1, 2, 3]), "l2")
+    return Objective(lambda c: tf.reduce_mean(tf.square(c.images - center), axis=[1, 2, 3]), "l2", True)
 
 
 def blur() -> Objective:
@@ -99,4 +113,4 @@ def blur() -> Objective:
         blurred = tf.nn.avg_pool2d(c.images, 3, 1, "SAME")
         return tf.reduce_mean(tf.square(c.images - blurred), axis=[1, 2, 3])
 
-    return Objective(fn, "blur")
+    return Objective(fn, "blur", True)
