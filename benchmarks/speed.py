@@ -135,7 +135,7 @@ class KerasExampleLoop:
 
 def warm_renderer(renderer: LayerRenderer, filters: np.ndarray) -> None:
     """Trace and run the renderer's compiled pieces once, with one step, so the timed renders exclude tracing."""
-    ids = np.concatenate([filters, np.repeat(filters[-1:], renderer.chunk)])[: renderer.chunk].astype(np.int32)
+    ids = np.concatenate([filters, np.repeat(filters[-1:], renderer.batch)])[: renderer.batch].astype(np.int32)
     try:
         ids_t = tf.constant(ids)
         renderer._init_fn(ids_t)

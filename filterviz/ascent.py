@@ -9,6 +9,7 @@ per step.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -70,6 +71,7 @@ class RenderSettings:
     segment: int = 10
     coarse: float = 0.0
     xla: bool = False
+    mirrored: bool = False
     precision: str = "float32"
     display: str | None = None
     labels: bool = True
@@ -178,12 +180,20 @@ def auto_chunk(extractor: Extractor, size: int, channels: int, max_memory_gb: fl
 
 @dataclass(frozen=True)
 class ChunkOutput:
-    """Results for a list of filters: images in model-input space, final objective, loss trace, NaN flags."""
+    """Results for a list of filters: images in model-input space, final objective, loss trace, NaN flags,
+    and (where known) the filter indices."""
 
     images: np.ndarray
     scores: np.ndarray
     trace: np.ndarray
     nonfinite: np.ndarray
+    filters: np.ndarray | None = None
+
+    @staticmethod
+    def concat(parts: Sequence[ChunkOutput]) -> ChunkOutput:
+        """The parts one after another (every part needs its `filters`)."""
+        fields = ("images", "scores", "trace", "nonfinite", "filters")
+        return ChunkOutput(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
 
 
 class LayerRenderer:
@@ -192,6 +202,10 @@ class LayerRenderer:
     It is traced once (`traces` counts Python traces) and reused for every chunk of the layer, and for later
     calls with other filters (a sweep or a training callback reuses it across jobs and epochs).
     `max_filters` (the most filters one call will render) lets it pick balanced chunks.
+
+    With a `strategy` (tf.distribute.MirroredStrategy) every replica renders its own `chunk` of filters: one
+    call of the compiled loop covers `batch = chunk * replicas` filters, the images live in per-replica
+    variables and the model in a mirrored copy of its weights.
     """
 
     def __init__(
@@ -204,8 +218,13 @@ class LayerRenderer:
         objective: objectives.Objective | None = None,
         max_filters: int | None = None,
         single_channel: bool = True,
+        strategy: tf.distribute.Strategy | None = None,
     ) -> None:
         self.extractor = extractor
+        if strategy is None and settings.mirrored:  # split the filters across all visible GPUs (or the CPU)
+            strategy = tf.distribute.MirroredStrategy()
+        self.strategy = strategy
+        self.replicas = strategy.num_replicas_in_sync if strategy is not None else 1
         self.settings = settings
         self.input_range = input_range
         self.objective = objective or settings.objective()
@@ -213,36 +232,63 @@ class LayerRenderer:
         self._head = extractor.head if single_channel and self.objective.own_filter_only else None
         self._source = self._head.trunk if self._head is not None else extractor.model
         # mixed precision: the extractor runs in a clone computing in float16/bfloat16; images stay float32
-        self._model = precision_model(self._source, settings.precision)
+        self._model = precision_model(self._source, settings.precision, strategy=strategy)
         self._loss_scale = 1024.0 if settings.precision == "mixed_float16" else 1.0
         chunk = settings.chunk or auto_chunk(extractor, settings.size, channels, settings.max_memory_gb)
         if max_filters:  # balance the chunks so the padded last one wastes little
-            chunk = math.ceil(max_filters / math.ceil(max_filters / chunk))
+            per_replica = math.ceil(max_filters / self.replicas)
+            chunk = math.ceil(per_replica / math.ceil(per_replica / chunk))
         self.chunk = chunk
+        self.batch = chunk * self.replicas
         self.param = params.Parameterization(settings.param, settings.size, channels, decay=settings.decay)
         self.transform = (
             transforms.standard(settings.size) if settings.transforms == "standard" else transforms.compose()
         )
         shape = [self.chunk] + self.param.shape
-        self._p = tf.Variable(tf.zeros(shape), trainable=False, name="params")
-        self._m = tf.Variable(tf.zeros(shape), trainable=False, name="adam_m")
-        self._v = tf.Variable(tf.zeros(shape), trainable=False, name="adam_v")
-        self._bad = tf.Variable(tf.zeros([self.chunk], tf.bool), trainable=False, name="nonfinite")
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            # per replica (sync on read): each replica keeps and updates its own images
+            local = dict(trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
+                         aggregation=tf.VariableAggregation.NONE) if strategy is not None else dict(trainable=False)
+            self._p = tf.Variable(tf.zeros(shape), name="params", **local)
+            self._m = tf.Variable(tf.zeros(shape), name="adam_m", **local)
+            self._v = tf.Variable(tf.zeros(shape), name="adam_v", **local)
+            self._bad = tf.Variable(tf.zeros([self.chunk], tf.bool), name="nonfinite", **local)
         self.traces = 0
-        ids = tf.TensorSpec([self.chunk], tf.int32)
+        ids = tf.TensorSpec([self.batch], tf.int32)
         scalar = tf.TensorSpec([], tf.int32)
-        self._init_fn = tf.function(self._init, input_signature=[ids])
+        self._init_fn = tf.function(self._replicated(self._init), input_signature=[ids])
         signature = [ids, scalar, scalar, tf.TensorSpec([], tf.float32)]
         # one compiled loop per resolution: full size, and half size for the first `coarse` share of the steps
         self._coarse_steps = int(round(settings.coarse * settings.steps))
         self._segment_fns = {
-            coarse: tf.function(functools.partial(self._segment, coarse=coarse), input_signature=signature,
-                                jit_compile=settings.xla)
+            coarse: tf.function(self._replicated(functools.partial(self._segment, coarse=coarse)),
+                                input_signature=signature, jit_compile=settings.xla)
             for coarse in ((False, True) if self._coarse_steps else (False,))
         }
-        self._final_fn = tf.function(self._final, input_signature=[ids])
+        self._final_fn = tf.function(self._replicated(self._final), input_signature=[ids])
 
     # -- compiled pieces -------------------------------------------------------------------------
+    def _replicated(self, fn: Callable) -> Callable:
+        """fn(ids[chunk], ...) -> tensors [chunk, ...], run on every replica with its own slice of ids[batch];
+        the replicas' results are concatenated in order. Without a strategy, fn itself."""
+        if self.strategy is None:
+            return fn
+        chunk = self.chunk
+
+        def on_replica(ids: tf.Tensor, *args):
+            r = tf.distribute.get_replica_context().replica_id_in_sync_group
+            return fn(ids[r * chunk : (r + 1) * chunk], *args)
+
+        def run(ids: tf.Tensor, *args):
+            out = self.strategy.run(on_replica, args=(ids, *args))
+            if out is None:
+                return None
+            return tf.nest.map_structure(
+                lambda x: tf.concat(self.strategy.experimental_local_results(x), axis=0), out
+            )
+
+        return run
+
     def _model_input(self, unit: tf.Tensor) -> tf.Tensor:
         lo, hi = self.input_range
         return lo + (hi - lo) * unit
@@ -310,7 +356,7 @@ class LayerRenderer:
 
         trace = tf.TensorArray(tf.float32, size=n)
         _, trace = tf.while_loop(lambda i, _: i < start + n, body, [start, trace])
-        return trace.stack()
+        return tf.transpose(trace.stack())  # [chunk, n]
 
     def _final(self, filters: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         unit = self.param.to_image(self._p)
@@ -328,6 +374,7 @@ class LayerRenderer:
         return LayerRenderer(
             self.extractor, self.settings.replace(chunk=chunk), channels=self.param.channels,
             input_range=self.input_range, objective=self.objective, single_channel=self._head is not None,
+            strategy=self.strategy,
         )
 
     def render(
@@ -343,10 +390,10 @@ class LayerRenderer:
         steps = self.settings.steps
         rate = tf.constant(self.settings.lr if lr is None else lr, tf.float32)
         out_images, out_scores, out_traces, out_bad = [], [], [], []
-        for start in range(0, len(filters), self.chunk):
-            ids = filters[start : start + self.chunk]
+        for start in range(0, len(filters), self.batch):
+            ids = filters[start : start + self.batch]
             real = len(ids)
-            padded = np.concatenate([ids, np.repeat(ids[-1:], self.chunk - real)]).astype(np.int32)
+            padded = np.concatenate([ids, np.repeat(ids[-1:], self.batch - real)]).astype(np.int32)
             self._init_fn(tf.constant(padded))
             parts = []
             for s, k, coarse in self._segments():
@@ -358,7 +405,7 @@ class LayerRenderer:
             images, scores, bad = (t.numpy() for t in self._final_fn(tf.constant(padded)))
             out_images.append(images[:real])
             out_scores.append(scores[:real])
-            out_traces.append(np.concatenate(parts, axis=0).T[:real])
+            out_traces.append(np.concatenate(parts, axis=1)[:real])
             out_bad.append(bad[:real])
         return ChunkOutput(
             np.concatenate(out_images), np.concatenate(out_scores), np.concatenate(out_traces),
@@ -393,6 +440,8 @@ def render_layer(
     objective: objectives.Objective | None = None,
     renderer: LayerRenderer | None = None,
     quiet: bool = True,
+    done: ChunkOutput | None = None,
+    on_chunk: Callable[[ChunkOutput], None] | None = None,
 ) -> LayerResult:
     """Render `filters` (default: all) of `layer` and tile them into a grid.
 
@@ -400,6 +449,10 @@ def render_layer(
     filter measured on the displayed picture, the loss traces and one metrics row per filter (with the
     quality metrics of `filterviz.metrics`). Filters whose
     image or gradient became non-finite are re-run with a 10x smaller step and flagged in the metrics.
+
+    Resuming: `done` holds earlier results (same settings) of some of the filters, named by `done.filters`;
+    only the others are rendered, and the result covers all. `on_chunk(part)` gets each chunk as soon as it is
+    finished (with `part.filters` set), so a caller can keep them when the run is interrupted.
     """
     settings = settings or RenderSettings()
     lm = load_model(model)
@@ -417,18 +470,21 @@ def render_layer(
             max_filters=len(idx),
         )
     idx = select_filters(filters, renderer.extractor.filters, layer)
+    have = set() if done is None else {int(f) for f in done.filters}
+    todo = np.asarray([f for f in idx if int(f) not in have], np.int32)
+    parts = [] if done is None else [done]
 
     bar = None
     if not quiet:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(idx), desc=layer, unit="filter", leave=False, dynamic_ncols=True,
-                   bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}]")
+        bar = tqdm(total=len(idx), initial=len(idx) - len(todo), desc=layer, unit="filter", leave=False,
+                   dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}]")
     try:
-        while True:
+        while len(todo):  # one chunk per call, the same chunks as one call over `todo`
+            ids, before = todo[: renderer.batch], bar.n if bar is not None else 0
             try:
-                out = renderer.render(idx, progress=bar.update if bar is not None else None)
-                break
+                part = renderer.render(ids, progress=bar.update if bar is not None else None)
             except tf.errors.ResourceExhaustedError:
                 if renderer.chunk == 1:
                     raise UserError(
@@ -437,11 +493,19 @@ def render_layer(
                     ) from None
                 renderer = renderer.with_chunk(renderer.chunk // 2)  # halve the batch and go on
                 if bar is not None:
-                    bar.reset()
+                    bar.update(before - bar.n)
+                continue
+            parts.append(dataclasses.replace(part, filters=ids))
+            todo = todo[len(ids) :]
+            if on_chunk is not None:
+                on_chunk(parts[-1])
     finally:
         if bar is not None:
             bar.close()
-    images, scores, trace, bad = out.images, out.scores, out.trace, out.nonfinite.copy()
+    out = ChunkOutput.concat(parts)
+    where = {int(f): k for k, f in enumerate(out.filters)}  # a later part wins
+    order = np.asarray([where[int(f)] for f in idx])
+    images, scores, trace, bad = out.images[order], out.scores[order], out.trace[order], out.nonfinite[order]
     retried = np.zeros(len(idx), bool)
     if bad.any():  # numerical fault: redo those filters with a smaller step
         redo = renderer.render(idx[bad], lr=settings.lr / 10.0)

@@ -360,18 +360,21 @@ def graph_cost(model: keras.Model, size: int, channels: int = 3) -> tuple[float,
     return flops, nbytes
 
 
-def precision_model(model: keras.Model, precision: str = "float32") -> keras.Model:
+def precision_model(model: keras.Model, precision: str = "float32", strategy=None) -> keras.Model:
     """`model` itself for float32, else a clone whose layers compute in `precision` (a Keras dtype policy such as
     'mixed_bfloat16'). The clone keeps float32 variables, holds a copy of the weights, and its input stays
-    float32; refresh its weights with `copy_weights(model, clone)` after the source changes."""
-    if precision == "float32":
+    float32; refresh its weights with `copy_weights(model, clone)` after the source changes.
+
+    With a tf.distribute `strategy` it is always a clone, made in the strategy's scope (mirrored weights)."""
+    if precision == "float32" and strategy is None:
         return model
 
     def clone_layer(layer):
-        config = dict(layer.get_config(), dtype=precision)
+        config = dict(layer.get_config(), dtype=precision) if precision != "float32" else layer.get_config()
         return type(layer).from_config(config)
 
-    clone = keras.models.clone_model(model, clone_function=clone_layer)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        clone = keras.models.clone_model(model, clone_function=clone_layer)
     copy_weights(model, clone)
     return clone
 
