@@ -5,8 +5,10 @@
   activation on natural photos (crops of matplotlib's sample photo `grace_hopper.jpg`); the rank is the
   target filter's place among all channels of the layer. A picture that excites its own filter far more than
   natural images do, and far more than it excites other filters, ranks 1.
-- `robustness`: the share of the activation kept under small random jitter (up to size/32 px) and scale
-  (0.9-1.1), averaged over `draws` transforms. 1.0 means the feature survives small shifts and zooms.
+- `robustness`: the share of the activation kept under a small random shift (up to size/32 px each way, the
+  edge mirrored in, no resampling) and zoom (0.9-1.1, bilinear), averaged over `draws` transforms. 1.0 means
+  the feature survives small shifts and zooms. For scale: crops of the sample photo keep about 0.96 of each
+  filter's activation in vgg16-hed block3_conv1 (zooming in by 1.1 blurs, and costs natural photos too).
 - `hf_share`: the share of the picture's spectral energy (mean removed, summed over channels) above half the
   Nyquist frequency (radial frequency > 0.25 cycles/pixel). High values mean checkerboard-like noise.
 """
@@ -94,13 +96,17 @@ def quality_metrics(
     rank = 1 + (rel > rel[np.arange(len(filters)), filters][:, None]).sum(axis=1)
 
     d = max(1, size // 32)
-    t = transforms.compose(transforms.jitter(d), transforms.random_scale([0.9, 0.95, 1.0, 1.05, 1.1]))
+    # a shift of up to d pixels each way (mirrored in at the edge, no resampling), then a zoom; the size is kept
+    t = transforms.compose(
+        transforms.pad(d, mode="reflect"), transforms.jitter(2 * d),
+        transforms.random_scale([0.9, 0.95, 1.0, 1.05, 1.1]),
+    )
     kept = np.zeros(len(filters))
     for k in range(draws):
         moved = np.concatenate([
-            tf.image.resize(t(tf.constant(shown[s : s + batch]), tf.constant([seed, 1000 + k])), shown.shape[1:3]).numpy()
+            t(tf.constant(shown[s : s + batch]), tf.constant([seed, 1000 + k])).numpy()
             for s in range(0, len(shown), batch)
-        ])  # back to the input size: models with a fixed input size need it
+        ])
         after = _channel_means(post.model, moved, batch)[np.arange(len(filters)), filters]
         kept += after
     robust = np.where(own > 0, (kept / draws) / np.where(own > 0, own, 1.0), 0.0)

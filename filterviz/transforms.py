@@ -32,15 +32,21 @@ def _sub(seed: tf.Tensor, k: int) -> tf.Tensor:
     return tf.stack([seed[0], seed[1] * 7919 + k])
 
 
-def pad(n: int, value: float = 0.5) -> Transform:
-    """Grow the image by n pixels of `value` on every side, so its edges are not special."""
+def pad(n: int, value: float = 0.5, mode: str = "constant") -> Transform:
+    """Grow the image by n pixels on every side: of `value` (mode 'constant', so its edges are not special), or
+    mirrored from the image (mode 'reflect', so that pad then jitter(2n) is a shift that keeps the size)."""
+    if mode not in ("constant", "reflect"):
+        raise ValueError(f"pad mode {mode!r}: valid: constant, reflect")
 
     def fn(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         if n <= 0:
             return x
-        return tf.pad(x, [[0, 0], [n, n], [n, n], [0, 0]], constant_values=value)
+        paddings = [[0, 0], [n, n], [n, n], [0, 0]]
+        if mode == "reflect":
+            return tf.pad(x, paddings, mode="REFLECT")
+        return tf.pad(x, paddings, constant_values=value)
 
-    return Transform(fn, f"pad({n})")
+    return Transform(fn, f"pad({n})" if mode == "constant" else f"pad({n}, reflect)")
 
 
 def jitter(d: int) -> Transform:
