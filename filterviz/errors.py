@@ -5,11 +5,15 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["UserError", "suggest"]
+__all__ = ["UserError", "Interrupted", "suggest"]
 
 
 class UserError(Exception):
     """A bad name, path, number or file given by the user. The CLI prints it as one line and exits 2."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM after the finished work was saved; str() is the one-line summary the CLI prints."""
 
 
 def suggest(value: str, choices: Iterable[str], n: int = 3) -> str:

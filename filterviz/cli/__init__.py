@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _no_retracing_warning(record) -> bool:
+    """A logging filter: TensorFlow counts traces per method, not per object, so every new LayerRenderer
+    (one per layer of a sweep) looks like a retrace to it and it warns; each renderer traces once."""
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
 def _start_tensorflow_quietly() -> None:
     """Import TensorFlow and initialize its devices with the C++ start-up log lines (CUDA probes, CPU
     feature notes) kept off the terminal. Python-level errors still surface normally."""
@@ -56,6 +62,7 @@ def _start_tensorflow_quietly() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    tf.get_logger().addFilter(_no_retracing_warning)  # added once: logging skips a filter it already has
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USER_ERROR
-    from ..errors import UserError
+    from ..errors import Interrupted, UserError
 
     import signal
 
@@ -78,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         sys.stderr.write(f"filterviz: error: {e}\n")
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        sys.stderr.write("filterviz: interrupted; finished files are kept, nothing half-written\n")
+    except KeyboardInterrupt as e:
+        what = str(e) if isinstance(e, Interrupted) else "finished files are kept, nothing half-written"
+        sys.stderr.write(f"filterviz: interrupted: {what}\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `filterviz layers | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
