@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from .errors import Interrupted, UserError
 
 __all__ = [
     "atomic_write",
@@ -28,6 +28,8 @@ __all__ = [
     "ensure_dir",
     "versions",
     "save_layer",
+    "read_partial",
+    "render_into",
     "layer_dir",
     "save_figure",
     "Job",
@@ -57,8 +59,9 @@ def ensure_dir(path: str | os.PathLike) -> Path:
     p = Path(path)
     try:
         p.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=p, prefix=".probe-", delete=True)
-        probe.close()
+        fd, probe = tempfile.mkstemp(dir=p, prefix=".probe-", suffix=".tmp")  # .tmp: cleaned up if killed here
+        os.close(fd)
+        Path(probe).unlink(missing_ok=True)
     except OSError as e:
         raise UserError(f"output dir '{p}' is not writable: {e.strerror or e}") from None
     return p
@@ -144,8 +147,15 @@ def layer_dir(root: str | os.PathLike, model: str, layer: str) -> Path:
     return Path(root) / safe_name(model) / safe_name(layer)
 
 
-def save_layer(result, out_dir: str | os.PathLike) -> list[Path]:
-    """Write grid.png, images.npz and metrics.json for a LayerResult; metrics.json last, as the 'done' mark."""
+LAYER_FILES = ("grid.png", "images.npz", "metrics.json")
+
+
+def save_layer(result, out_dir: str | os.PathLike, *, complete: bool = True, request: dict | None = None) -> list[Path]:
+    """Write grid.png, images.npz and metrics.json for a LayerResult; metrics.json last, as the 'done' mark.
+
+    `complete=False` marks a partial result (the filters finished before an interrupt); `request` (what was
+    asked: model, layer, filters...) is stored so that a re-run can tell whether it may resume from it.
+    """
     out = ensure_dir(out_dir)
     written = [
         write_png(out / "grid.png", result.grid),
@@ -165,6 +175,8 @@ def save_layer(result, out_dir: str | os.PathLike) -> list[Path]:
         "settings": dataclasses.asdict(result.settings),
         "input_range": list(result.input_range),
         "seconds": round(result.seconds, 3),
+        "complete": bool(complete),
+        "request": request,
         "versions": versions(),
         "summary": {
             "filters": len(result.filters),
@@ -179,6 +191,86 @@ def save_layer(result, out_dir: str | os.PathLike) -> list[Path]:
     }
     written.append(write_json(out / "metrics.json", meta))
     return written
+
+
+def _plain(obj):
+    """`obj` as it reads back from JSON, for comparing with what a metrics.json holds."""
+    return json.loads(json.dumps(_jsonable(obj)))
+
+
+def read_partial(out_dir: str | os.PathLike, request: dict, settings):
+    """The filters an earlier run finished in `out_dir` for the same request and settings, as a ChunkOutput
+    (`filters` set), or None when there are none. Filters that needed a numerical retry are left out (redone)."""
+    from .ascent import ChunkOutput
+
+    out = Path(out_dir)
+    meta = _read_json(out / "metrics.json")
+    if not isinstance(meta, dict) or meta.get("request") != _plain(request):
+        return None
+    if meta.get("settings") != _plain(dataclasses.asdict(settings)):
+        return None
+    try:
+        with np.load(out / "images.npz") as z:
+            images, trace, filters = z["images"], z["trace"], z["filters"].astype(np.int32)
+        rows = meta["filters"]
+        if [r["filter"] for r in rows] != filters.tolist() or len(images) != len(rows):
+            return None
+        keep = np.asarray([not (r["nonfinite"] or r["retried"]) for r in rows], bool)
+        scores = np.asarray([r["objective_end"] for r in rows], np.float32)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not keep.any():
+        return None
+    return ChunkOutput(images[keep], scores[keep], trace[keep], np.zeros(int(keep.sum()), bool), filters[keep])
+
+
+def _clean_layer_temps(out: Path) -> None:
+    for name in LAYER_FILES:
+        _clean_temps(out, f".{name}.")
+    _clean_temps(out, ".probe-")
+
+
+def render_into(
+    lm,
+    layer: str,
+    filters: np.ndarray,
+    settings,
+    out_dir: str | os.PathLike,
+    *,
+    request: dict,
+    renderer=None,
+    quiet: bool = True,
+    force: bool = False,
+):
+    """Render `filters` of `layer` and save them in `out_dir`, resuming from a partial result there.
+
+    Filters an earlier run finished there for the same `request` and settings are not rendered again (unless
+    `force`). On Ctrl-C or SIGTERM the finished filters are saved as a partial result (metrics.json says
+    "complete": false), temp files are removed, and `Interrupted` is raised with a one-line summary.
+    Returns (result, how many filters were reused).
+    """
+    from .ascent import ChunkOutput, render_layer
+
+    out = ensure_dir(out_dir)
+    _clean_layer_temps(out)
+    prior = None if force else read_partial(out, request, settings)
+    parts: list = []
+    try:
+        result = render_layer(lm, layer, filters, settings, renderer=renderer, quiet=quiet, done=prior,
+                              on_chunk=parts.append)
+    except KeyboardInterrupt:
+        finished = ([] if prior is None else [prior]) + parts
+        have = set() if not finished else set(ChunkOutput.concat(finished).filters.tolist())
+        kept = [int(f) for f in filters if int(f) in have]
+        if parts:  # something new to save (a prior result is already on disk)
+            partial = render_layer(lm, layer, kept, settings, renderer=renderer, done=ChunkOutput.concat(finished))
+            save_layer(partial, out, complete=len(kept) == len(filters), request=request)
+        _clean_layer_temps(out)
+        where = f", saved in {out}/ (partial)" if kept else ", nothing written"
+        raise Interrupted(f"{len(kept)} of {len(filters)} filters of layer '{layer}' finished{where}; "
+                          "run the same command again to resume") from None
+    save_layer(result, out, request=request)
+    return result, 0 if prior is None else len(prior.filters)
 
 
 _FIXED_METADATA = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
@@ -405,7 +497,7 @@ def job_finished(job: Job, root: Path, sweep: str) -> dict | None:
 
     out = root / job.id
     metrics = _read_json(out / "metrics.json")
-    if not isinstance(metrics, dict) or metrics.get("layer") != job.layer:
+    if not isinstance(metrics, dict) or metrics.get("layer") != job.layer or metrics.get("complete") is False:
         return None
     try:
         written = yaml.safe_load((out / JOB_CONFIG).read_text())
@@ -472,6 +564,7 @@ def run_sweep(
     ensure_dir(root)
     mname = manifest_name(*shard)
     _clean_temps(root, f".{mname}.")
+    _clean_temps(root, ".probe-")
     rows = {
         j.id: {"id": j.id, "index": j.index, "model": j.model, "layer": j.layer, "point": dict(j.point),
                "status": "pending", "seconds": None, "summary": None, "dir": j.id}
@@ -489,7 +582,7 @@ def run_sweep(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(mine), desc=f"sweep {cfg.name}", unit="job", position=0, dynamic_ncols=True)
-    from .ascent import LayerRenderer, render_layer
+    from .ascent import LayerRenderer, select_filters
     from .models import feature_extractor
 
     rendered, skipped = [], []
@@ -506,7 +599,9 @@ def run_sweep(
                 rows[j.id]["status"] = "running"
                 write_manifest()
                 ensure_dir(out)
-                (out / "metrics.json").unlink(missing_ok=True)  # from here on the job reads as unfinished
+                old = _read_json(out / "metrics.json")
+                if not (isinstance(old, dict) and old.get("complete") is False):  # a partial one may be resumed
+                    (out / "metrics.json").unlink(missing_ok=True)  # from here on the job reads as unfinished
                 atomic_write(out / JOB_CONFIG, yaml.safe_dump(j.resolved(cfg.name), sort_keys=False).encode())
                 lm = cache.get(j.model)
                 key = (j.model, j.layer, j.settings)
@@ -519,9 +614,13 @@ def run_sweep(
                         max_filters=max(same) or None,
                     )
                 filters = list(j.filters) if isinstance(j.filters, tuple) else j.filters
+                idx = select_filters(filters, renderers[key].extractor.filters, j.layer)
                 t0 = time.perf_counter()
-                result = render_layer(lm, j.layer, filters, j.settings, renderer=renderers[key], quiet=quiet)
-                save_layer(result, out)
+                try:
+                    render_into(lm, j.layer, idx, j.settings, out, request=j.resolved(cfg.name),
+                                renderer=renderers[key], quiet=quiet, force=force)
+                except Interrupted as e:
+                    raise Interrupted(f"job '{j.id}': {e}") from None
                 metrics = _read_json(out / "metrics.json") or {}
                 rows[j.id].update(status="done", seconds=round(time.perf_counter() - t0, 3),
                                   summary=metrics.get("summary"))
@@ -529,6 +628,15 @@ def run_sweep(
             write_manifest()
             if bar is not None:
                 bar.update(1)
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: finished jobs stay finished; say how far it got
+        for j in mine:  # the job folders are the truth: a job may have finished just before the signal
+            if rows[j.id]["status"] == "running":
+                rows[j.id]["status"] = "done" if job_finished(j, root, cfg.name) else "interrupted"
+        write_manifest()
+        _clean_temps(root, f".{mname}.")
+        finished = sum(row["status"] in ("done", "skipped") for row in rows.values())
+        tail = f"; {e}" if isinstance(e, Interrupted) else "; run the same command again to resume"
+        raise Interrupted(f"sweep '{cfg.name}': {finished} of {len(mine)} jobs finished{tail}") from None
     finally:
         if bar is not None:
             bar.close()

@@ -194,7 +194,7 @@ def test_out_of_memory_halves_the_chunk(tiny_cnn, monkeypatch):
 
     monkeypatch.setattr(LayerRenderer, "render", render)
     res = render_layer(load_model(tiny_cnn), "conv2", "0:8", SMALL.replace(chunk=8))
-    assert seen == [8, 4, 2] and len(res.filters) == 8
+    assert seen == [8, 4, 2, 2, 2, 2] and len(res.filters) == 8  # render_layer calls render once per chunk
 
 
 def test_out_of_memory_at_one_filter_is_a_user_error(tiny_cnn, monkeypatch):

@@ -23,6 +23,9 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--transforms", help="none or standard")
     g.add_argument("--tv", type=float, help="total-variation penalty weight")
     g.add_argument("--xla", action="store_true", default=None, help="compile the loop with XLA")
+    g.add_argument("--mirrored", action="store_true", default=None,
+                   help="split the filters across all visible GPUs (tf.distribute.MirroredStrategy)")
+    g.add_argument("--coarse", type=float, help="share of the steps run at half size (coarse to fine; default 0)")
     g.add_argument("--precision", help="float32, mixed_float16 or mixed_bfloat16")
     g.add_argument("--post-activation", action="store_false", dest="pre_activation", default=None,
                    help="maximize the layer's output after its activation (default: before)")
@@ -45,29 +48,46 @@ def add_parser(sub) -> None:
     p.add_argument("--out", help="output folder (default outputs/<model>/<layer>/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--unsafe", action="store_true", help="allow model files that run code when loaded")
+    p.add_argument("--force", action="store_true", help="render every filter again, even ones already in --out")
     add_render_options(p)
     p.set_defaults(run=run)
 
 
+def model_request(spec: str, layer: str, filters) -> dict:
+    """What a `filterviz layer` run was asked for, stored with its results so a re-run knows whether it may
+    resume: the model as given (plus a file's size and modification time), the layer and the filter indices."""
+    import os
+
+    try:
+        st = os.stat(spec)
+        stamp = [st.st_size, st.st_mtime_ns]
+    except OSError:
+        stamp = None  # a built-in model name
+    return {"model": str(spec), "model_file": stamp, "layer": layer, "filters": [int(f) for f in filters]}
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
+    from pathlib import Path
 
-    from ..ascent import render_layer, select_filters
+    from ..ascent import select_filters
     from ..models import feature_extractor, load_model
-    from ..sweep import ensure_dir, layer_dir, save_layer
+    from ..sweep import ensure_dir, layer_dir, render_into
 
     settings = settings_from_args(args)
     lm = load_model(args.model, unsafe=args.unsafe)
     extractor = feature_extractor(lm, args.layer, pre_activation=settings.pre_activation)
-    select_filters(args.filters, extractor.filters, args.layer)  # fail on a bad index before any work
+    idx = select_filters(args.filters, extractor.filters, args.layer)  # fail on a bad index before any work
     out = args.out or layer_dir("outputs", lm.name, args.layer)
     ensure_dir(out)
-    result = render_layer(lm, args.layer, args.filters, settings, quiet=args.quiet)
-    paths = save_layer(result, out)
+    request = model_request(args.model, args.layer, idx)
+    result, reused = render_into(lm, args.layer, idx, settings, out, request=request, quiet=args.quiet,
+                                 force=args.force)
     dead = sum(r["dead"] for r in result.metrics)
     print(
-        f"{lm.name} {args.layer}: {len(result.filters)} filters in {result.seconds:.1f} s, "
-        f"{dead} dead -> {paths[0]}",
+        f"{lm.name} {args.layer}: {len(result.filters)} filters in {result.seconds:.1f} s"
+        + (f" ({reused} already done)" if reused else "")
+        + f", {dead} dead -> {Path(out) / 'grid.png'}",
         file=sys.stdout,
     )
     return 0
