@@ -353,6 +353,10 @@ class ModelCache:
             self._models[spec] = load_model(spec, unsafe=self.unsafe)
         return self._models[spec]
 
+    def drop(self, spec: str) -> None:
+        """Forget a model (its last job is done), so its memory can be freed."""
+        self._models.pop(spec, None)
+
 
 def _model_label(spec: str) -> str:
     p = Path(spec)
@@ -582,11 +586,14 @@ def run_sweep(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(mine), desc=f"sweep {cfg.name}", unit="job", position=0, dynamic_ncols=True)
+    import gc
+
     from .ascent import LayerRenderer, select_filters
     from .models import feature_extractor
 
     rendered, skipped = [], []
     renderers: dict = {}
+    last_job = {j.model: j.index for j in mine}
     try:
         for j in mine:
             out = root / j.id
@@ -606,7 +613,11 @@ def run_sweep(
                 lm = cache.get(j.model)
                 key = (j.model, j.layer, j.settings)
                 if key not in renderers:
-                    renderers = {k: v for k, v in renderers.items() if k[:2] == key[:2]}  # keep one layer's
+                    stale = [k for k in renderers if k[:2] != key[:2]]  # keep one layer's renderers
+                    if stale:  # their traced loops sit in reference cycles: free them now, not at some later gc
+                        for k in stale:
+                            del renderers[k]
+                        gc.collect()
                     same = [x.selected or 0 for x in mine if (x.model, x.layer, x.settings) == key]
                     extractor = feature_extractor(lm, j.layer, pre_activation=j.settings.pre_activation)
                     renderers[key] = LayerRenderer(
@@ -628,6 +639,10 @@ def run_sweep(
             write_manifest()
             if bar is not None:
                 bar.update(1)
+            if last_job[j.model] == j.index:  # the model's last job: let its model, extractors and traces go
+                cache.drop(j.model)
+                renderers.clear()
+                gc.collect()
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: finished jobs stay finished; say how far it got
         for j in mine:  # the job folders are the truth: a job may have finished just before the signal
             if rows[j.id]["status"] == "running":
