@@ -105,3 +105,24 @@ def test_console_entry_points():
     r = subprocess.run([sys.executable, "-c", "import sys, filterviz.cli; filterviz.cli._parser(); "
                         "print('tensorflow' in sys.modules)"], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "False"
+
+
+def test_model_file_with_code_needs_unsafe(tmp_path, capsys):
+    """A Lambda layer runs code when loaded: refused (one line naming the file and --unsafe), unless --unsafe."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((None, None, 3), name="rgb")
+    x = keras.layers.Lambda(lambda t: t / 127.5 - 1.0, name="scale")(inp)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(x)
+    path = tmp_path / "coded.keras"
+    keras.Model(inp, x, name="coded").save(path)
+    out = tmp_path / "o"
+    args = ["layer", "conv", "--model", str(path), "--size", "16", "--steps", "2", "--out", str(out), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"model file '{path}'" in err and "contains code" in err and "--unsafe" in err
+    assert not out.exists()
+    assert main(args + ["--unsafe"]) == 0
+    assert "4 filters" in capsys.readouterr().out and (out / "grid.png").is_file()
