@@ -21,7 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from filterviz.ascent import PRESETS, RenderSettings, render_layer  # noqa: E402
-from filterviz.models import load_model  # noqa: E402
+from filterviz.metrics import natural_crops, quality_metrics  # noqa: E402
+from filterviz.models import feature_extractor, load_model  # noqa: E402
 from filterviz.sweep import ensure_dir, write_png  # noqa: E402
 
 # The Keras example ("Visualizing what convnets learn"): raw pixels, 30 steps, lr 10, l2-normalized gradient.
@@ -36,6 +37,19 @@ def parse_candidate(text: str) -> tuple[str, RenderSettings]:
         kind = type(getattr(RenderSettings(), key))
         fields[key] = value if kind is str or value in ("None",) else kind(value) if kind is not bool else value == "true"
     return name, RenderSettings(**fields)
+
+
+def natural_row(lm, layer: str, filters: np.ndarray, size: int) -> tuple[str, ...]:
+    """The same metrics for the crops of the sample photo, as a reference: how robust natural pictures are."""
+    post = feature_extractor(lm, layer, pre_activation=False)
+    crops = natural_crops(size, lm.channels)
+    rob, act = [], []
+    for f in filters:
+        q = quality_metrics(post, crops, crops.astype(np.uint8), np.full(len(crops), f, np.int32), batch=len(crops))
+        rob.append(np.median(q["robustness"]))
+        act.append(np.median(q["activation"]))
+    hf = float(np.median(q["hf_share"]))
+    return (layer, "natural photo crops", "-", "-", "-", f"{np.median(act):.1f}", "-", f"{np.median(rob):.3f}", f"{hf:.4f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"{m['activation']:.1f}", f"{m['specificity_rank']:.1f}", f"{m['robustness']:.3f}", f"{m['hf_share']:.4f}")
             rows.append(row)
             print(" | ".join(row), file=sys.stderr, flush=True)
+        rows.append(natural_row(lm, layer, res.filters, args.size))
     print(f"\nmodel {args.model}, filters {args.filters}, {args.size} px; medians over filters; spec_rank: 1 is best")
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))

@@ -68,6 +68,7 @@ class RenderSettings:
     tv: float = 0.0
     l2: float = 0.0
     blur: float = 0.0
+    specificity: float = 0.0
     segment: int = 10
     coarse: float = 0.0
     xla: bool = False
@@ -97,7 +98,7 @@ class RenderSettings:
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"valid: {', '.join(OPTIMIZERS)}")
         _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"valid: {', '.join(SCHEDULES)}")
         _check(self.transforms in TRANSFORMS, "transforms", self.transforms, f"valid: {', '.join(TRANSFORMS)}")
-        for name in ("tv", "l2", "blur"):
+        for name in ("tv", "l2", "blur", "specificity"):
             v = getattr(self, name)
             _check(is_num(v) and v >= 0, name, v, "a number >= 0")
         _check(is_int(self.segment) and self.segment >= 1, "segment", self.segment, "a positive integer")
@@ -113,13 +114,19 @@ class RenderSettings:
         """How pictures are shown: stretched ('std') for raw pixels, as they are ('range') for Fourier."""
         return self.display or ("std" if self.param == "pixel" else "range")
 
-    def objective(self) -> objectives.Objective:
-        """The filter's mean activation minus the weighted regularizers."""
+    def objective(self, natural: Sequence[float] | None = None) -> objectives.Objective:
+        """The filter's mean activation minus the weighted regularizers and, with `specificity`, minus that
+        weight times the other filters' activations relative to `natural` (each filter's mean response to
+        natural photos, see metrics.natural_means)."""
         obj = objectives.channel(self.border)
         for weight, reg in ((self.tv, objectives.total_variation), (self.l2, objectives.l2),
                             (self.blur, objectives.blur)):
             if weight:
                 obj = obj - weight * reg()
+        if self.specificity:
+            if natural is None:
+                raise ValueError("RenderSettings.objective: specificity needs the filters' natural means")
+            obj = obj - self.specificity * objectives.others(natural)
         return obj
 
     def replace(self, **changes) -> RenderSettings:
@@ -227,7 +234,12 @@ class LayerRenderer:
         self.replicas = strategy.num_replicas_in_sync if strategy is not None else 1
         self.settings = settings
         self.input_range = input_range
-        self.objective = objective or settings.objective()
+        if objective is None:
+            natural = None
+            if settings.specificity:  # the layer's usual response to photos, at the size being rendered
+                natural = metrics.natural_means(extractor.model, settings.size, channels)
+            objective = settings.objective(natural)
+        self.objective = objective
         # compute only each image's own filter of the target layer where the layer and objective allow it
         self._head = extractor.head if single_channel and self.objective.own_filter_only else None
         self._source = self._head.trunk if self._head is not None else extractor.model

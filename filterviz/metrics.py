@@ -25,7 +25,7 @@ import tensorflow as tf
 from . import transforms
 from .models import Extractor
 
-__all__ = ["sample_photo_path", "natural_crops", "hf_share", "quality_metrics"]
+__all__ = ["sample_photo_path", "natural_crops", "natural_means", "hf_share", "quality_metrics"]
 
 
 def sample_photo_path() -> str:
@@ -71,6 +71,15 @@ def _channel_means(model: keras.Model, images: np.ndarray, batch: int) -> np.nda
     out = [tf.reduce_mean(tf.cast(model(tf.constant(images[s : s + batch]), training=False), tf.float32),
                           axis=[1, 2]).numpy() for s in range(0, len(images), batch)]
     return np.concatenate(out)
+
+
+def natural_means(model: keras.Model, size: int, channels: int = 3, floor: float = 1e-3) -> np.ndarray:
+    """Every filter's mean positive response to the sample photo's crops at `size` [F], floored at `floor` x the
+    largest so that filters silent on photos do not divide by zero."""
+    crops = natural_crops(size, channels)
+    out = tf.nn.relu(tf.cast(model(tf.constant(crops), training=False), tf.float32))
+    means = tf.reduce_mean(out, axis=[0, 1, 2]).numpy()
+    return np.maximum(means, floor * max(float(means.max()), 1e-6))
 
 
 def quality_metrics(

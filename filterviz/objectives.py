@@ -8,12 +8,12 @@ penalty (a positive number) that you subtract.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import tensorflow as tf
 
-__all__ = ["Context", "Objective", "channel", "total_variation", "l2", "blur"]
+__all__ = ["Context", "Objective", "channel", "others", "total_variation", "l2", "blur"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,20 @@ def channel(border: int = 0) -> Objective:
         return tf.reduce_mean(tf.cast(maps, tf.float32), axis=[1, 2])
 
     return Objective(fn, f"channel(border={border})" if border else "channel", True)
+
+
+def others(natural: Sequence[float]) -> Objective:
+    """How much the image excites the layer's other filters, each relative to its usual level: the mean over
+    all filters c of mean(relu(map_c)) / natural[c], times natural[own] so it is in the units of the own filter's
+    activation. `natural[c]` is filter c's mean response to natural photos. A penalty (subtract it): with it the
+    picture shows what is special to its filter rather than what excites the whole layer."""
+    scale = tf.constant(list(natural), tf.float32)
+
+    def fn(c: Context) -> tf.Tensor:
+        means = tf.reduce_mean(tf.nn.relu(tf.cast(c.features, tf.float32)), axis=[1, 2])  # [N, F]
+        return tf.reduce_mean(means / scale, axis=1) * tf.gather(scale, c.filters)
+
+    return Objective(fn, "others")
 
 
 def total_variation() -> Objective:

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from ..ascent import select_filters
+    from ..ascent import LayerRenderer, select_filters
     from ..models import feature_extractor, load_model
     from ..sweep import ensure_dir, layer_dir, render_into
 
@@ -81,8 +81,12 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or layer_dir("outputs", lm.name, args.layer)
     ensure_dir(out)
     request = model_request(args.model, args.layer, idx)
-    result, reused = render_into(lm, args.layer, idx, settings, out, request=request, quiet=args.quiet,
-                                 force=args.force)
+    renderer = None
+    if lm.fixed_size in (None, (settings.size, settings.size)):  # else render_layer says which size to use
+        renderer = LayerRenderer(extractor, settings, channels=lm.channels, input_range=lm.input_range,
+                                 max_filters=len(idx))
+    result, reused = render_into(lm, args.layer, idx, settings, out, request=request, renderer=renderer,
+                                 quiet=args.quiet, force=args.force)
     dead = sum(r["dead"] for r in result.metrics)
     print(
         f"{lm.name} {args.layer}: {len(result.filters)} filters in {result.seconds:.1f} s"

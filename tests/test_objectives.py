@@ -1,0 +1,43 @@
+"""Objectives: composable values with hand-checkable numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from filterviz import objectives
+from filterviz.ascent import RenderSettings
+
+
+def ctx(features: np.ndarray, filters: list[int]) -> objectives.Context:
+    images = tf.zeros([len(filters), 4, 4, 3])
+    return objectives.Context(images, tf.constant(features, tf.float32), tf.constant(filters, tf.int32))
+
+
+def test_channel_and_others_by_hand():
+    # two images, 2x2 maps, three filters
+    f = np.zeros([2, 2, 2, 3], np.float32)
+    f[0, :, :, 0] = [[1, 3], [5, 7]]  # mean 4
+    f[0, :, :, 1] = -2.0  # relu -> 0
+    f[0, :, :, 2] = 6.0
+    f[1, :, :, 1] = [[2, 2], [2, -2]]  # mean 1, relu mean 1.5
+    c = ctx(f, [0, 1])
+    np.testing.assert_allclose(objectives.channel()(c).numpy(), [4.0, 1.0])
+    natural = [2.0, 1.0, 3.0]
+    # image 0: mean(4/2, 0/1, 6/3) * 2 = (4/3) * 2; image 1: mean(0, 1.5/1, 0) * 1 = 0.5
+    np.testing.assert_allclose(objectives.others(natural)(c).numpy(), [8.0 / 3.0, 0.5], rtol=1e-6)
+    total = objectives.channel() - 0.5 * objectives.others(natural)
+    np.testing.assert_allclose(total(c).numpy(), [4.0 - 4.0 / 3.0, 1.0 - 0.25], rtol=1e-6)
+    assert not total.own_filter_only  # it reads other filters: the engine must compute the whole layer
+
+
+def test_own_filter_only_survives_algebra():
+    a = objectives.channel() - 0.1 * objectives.total_variation() + 2 * objectives.blur() / 4 - objectives.l2()
+    assert a.own_filter_only
+    assert not (a + objectives.Objective(lambda c: c.images[:, 0, 0, 0], "custom")).own_filter_only
+
+
+def test_settings_objective_adds_specificity():
+    s = RenderSettings(specificity=2.0)
+    assert "others" in s.objective([1.0, 1.0]).name
+    assert "others" not in RenderSettings().objective().name
