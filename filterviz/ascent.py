@@ -34,13 +34,30 @@ __all__ = [
     "render_layer",
     "select_filters",
     "auto_chunk",
+    "resolve_precision",
 ]
 
 PARAMS = ("pixel", "fourier")
 OPTIMIZERS = ("normalized", "adam")
 SCHEDULES = ("constant", "cosine")
 TRANSFORMS = ("none", "standard")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
+
+
+def resolve_precision(precision: str) -> str:
+    """'auto' is mixed_bfloat16 on a CPU with AMX bfloat16 units (Intel Sapphire Rapids and later), where
+    benchmarks/speed.py measured it several times faster than float32, and float32 elsewhere (CPUs without
+    bfloat16 maths run it many times slower; GPUs are not measured yet). Other values are returned as they are."""
+    if precision != "auto":
+        return precision
+    if tf.config.list_logical_devices("GPU"):
+        return "float32"
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        flags = []
+    return "mixed_bfloat16" if "amx_bf16" in flags else "float32"
 
 
 def _check(cond: bool, field: str, value, what: str) -> None:
@@ -244,8 +261,9 @@ class LayerRenderer:
         self._head = extractor.head if single_channel and self.objective.own_filter_only else None
         self._source = self._head.trunk if self._head is not None else extractor.model
         # mixed precision: the extractor runs in a clone computing in float16/bfloat16; images stay float32
-        self._model = precision_model(self._source, settings.precision, strategy=strategy)
-        self._loss_scale = 1024.0 if settings.precision == "mixed_float16" else 1.0
+        self.precision = resolve_precision(settings.precision)
+        self._model = precision_model(self._source, self.precision, strategy=strategy)
+        self._loss_scale = 1024.0 if self.precision == "mixed_float16" else 1.0
         chunk = settings.chunk or auto_chunk(extractor, settings.size, channels, settings.max_memory_gb)
         if max_filters:  # balance the chunks so the padded last one wastes little
             per_replica = math.ceil(max_filters / self.replicas)

@@ -50,3 +50,24 @@ def test_mixed_float16_raises_every_filter(tiny_cnn):
     assert renderer._loss_scale > 1 and renderer._model.layers[-1].compute_dtype == "float16"
     assert np.isfinite(out.images).all() and not out.nonfinite.any()
     assert (out.scores > out.trace[:, 0]).all(), (out.trace[:, 0], out.scores)
+
+
+def test_auto_precision_follows_the_cpu(tiny_cnn, monkeypatch, tmp_path):
+    import builtins
+
+    from filterviz import ascent
+
+    real_open = builtins.open
+
+    def fake_cpuinfo(flags: str):
+        path = tmp_path / f"cpuinfo-{len(flags)}"
+        path.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 {flags}\n")
+        return lambda name, *a, **k: real_open(path if name == "/proc/cpuinfo" else name, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", fake_cpuinfo("avx512f amx_bf16 amx_tile"))
+    assert ascent.resolve_precision("auto") == "mixed_bfloat16"
+    r = LayerRenderer(feature_extractor(tiny_cnn, "conv2"), RenderSettings(size=16, steps=1, precision="auto"))
+    assert r.precision == "mixed_bfloat16"
+    monkeypatch.setattr(builtins, "open", fake_cpuinfo("avx2"))
+    assert ascent.resolve_precision("auto") == "float32"
+    assert ascent.resolve_precision("mixed_float16") == "mixed_float16"

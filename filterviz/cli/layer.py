@@ -26,7 +26,7 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mirrored", action="store_true", default=None,
                    help="split the filters across all visible GPUs (tf.distribute.MirroredStrategy)")
     g.add_argument("--coarse", type=float, help="share of the steps run at half size (coarse to fine; default 0)")
-    g.add_argument("--precision", help="float32, mixed_float16 or mixed_bfloat16")
+    g.add_argument("--precision", help="float32, mixed_float16, mixed_bfloat16 or auto (bfloat16 on CPUs with AMX)")
     g.add_argument("--post-activation", action="store_false", dest="pre_activation", default=None,
                    help="maximize the layer's output after its activation (default: before)")
     g.add_argument("--no-labels", action="store_false", dest="labels", default=None, help="no filter numbers")
