@@ -373,8 +373,15 @@ def precision_model(model: keras.Model, precision: str = "float32", strategy=Non
         config = dict(layer.get_config(), dtype=precision) if precision != "float32" else layer.get_config()
         return type(layer).from_config(config)
 
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        clone = keras.models.clone_model(model, clone_function=clone_layer)
+    try:
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            clone = keras.models.clone_model(model, clone_function=clone_layer)
+    except Exception as e:  # e.g. a Lambda layer, whose code safe mode will not rebuild
+        reason = " ".join(str(e).split()).split(". ")[0][:160]
+        raise UserError(
+            f"the model cannot be copied to compute in {precision}"
+            f"{' on several devices' if strategy is not None else ''} ({reason}); use precision float32"
+        ) from None
     copy_weights(model, clone)
     return clone
 

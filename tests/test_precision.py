@@ -71,3 +71,21 @@ def test_auto_precision_follows_the_cpu(tiny_cnn, monkeypatch, tmp_path):
     monkeypatch.setattr(builtins, "open", fake_cpuinfo("avx2"))
     assert ascent.resolve_precision("auto") == "float32"
     assert ascent.resolve_precision("mixed_float16") == "mixed_float16"
+
+
+def test_model_that_cannot_be_copied(monkeypatch):
+    """A Lambda layer cannot be rebuilt in safe mode: explicit bfloat16 says so in one line, 'auto' keeps float32."""
+    import keras
+
+    from filterviz import ascent
+    from filterviz.errors import UserError
+
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Lambda(lambda t: t / 255.0, name="scale")(inp)
+    net = keras.Model(inp, keras.layers.Conv2D(4, 3, padding="same", name="conv")(x), name="lambda_net")
+    extractor = feature_extractor(net, "conv")
+    with pytest.raises(UserError, match="layer 'conv': the model cannot be copied to compute in mixed_bfloat16 .*Lambda"):
+        LayerRenderer(extractor, RenderSettings(size=16, steps=1, precision="mixed_bfloat16"))
+    monkeypatch.setattr(ascent, "resolve_precision", lambda p: "mixed_bfloat16")
+    r = LayerRenderer(extractor, RenderSettings(size=16, steps=1, precision="auto"))
+    assert r.precision == "float32" and r._model is r._source
