@@ -43,7 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from filterviz.ascent import LayerRenderer, RenderSettings, select_filters  # noqa: E402
+from filterviz.ascent import LayerRenderer, RenderSettings, resolve_precision, select_filters  # noqa: E402
 from filterviz.models import feature_extractor, graph_cost, load_model  # noqa: E402
 
 
@@ -66,10 +66,11 @@ def peak_rss_mib() -> float:
 class ConvProbe:
     """A 3x3 'same' conv2d forward + input-gradient backward in a tf.function; `measure()` gives its FLOP/s."""
 
-    def __init__(self, batch: int, size: int, cin: int, cout: int):
+    def __init__(self, batch: int, size: int, cin: int, cout: int, dtype: str = "float32"):
         self.shape = (batch, size, cin, cout)
-        self.x = tf.Variable(tf.random.normal([batch, size, size, cin]))
-        self.w = tf.Variable(tf.random.normal([3, 3, cin, cout], stddev=0.05))
+        self.dtype = dtype
+        self.x = tf.Variable(tf.cast(tf.random.normal([batch, size, size, cin]), dtype))
+        self.w = tf.Variable(tf.cast(tf.random.normal([3, 3, cin, cout], stddev=0.05), dtype))
         self.flops = 2 * (2.0 * batch * size * size * cout * 9 * cin)  # forward + input gradient
         self.step = tf.function(self._step)
         self.step().numpy()  # trace + warm-up
@@ -163,6 +164,10 @@ def flops_per_filter_step(renderer: LayerRenderer, lm, full_fwd: float) -> float
     return 2.0 * ((1 - share) * forward(size) + (share * forward(size // 2) if share else 0.0))
 
 
+def compute_dtype(precision: str) -> str:
+    return {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(precision, "float32")
+
+
 def timed(fn) -> tuple[float, object]:
     t0 = time.perf_counter()
     out = fn()
@@ -173,7 +178,7 @@ def fmt_s(x: float) -> str:
     return f"{x:.2f}" if x >= 1 else f"{x:.3f}"
 
 
-def bench_layer(lm, layer: str, args, probe: ConvProbe) -> list[str]:
+def bench_layer(lm, layer: str, args, probes: dict[str, ConvProbe]) -> list[str]:
     extractor = feature_extractor(lm, layer, pre_activation=True)
     filters = select_filters(args.filters, extractor.filters, layer)
     n, steps, size = len(filters), args.steps, args.size
@@ -202,7 +207,8 @@ def bench_layer(lm, layer: str, args, probe: ConvProbe) -> list[str]:
     images = {}
     conv_runs = []
     for _ in range(args.repeats):
-        conv_runs.append(probe.measure())  # interleaved too: the machine's throughput drifts with its load
+        # interleaved too: the machine's throughput drifts with its load
+        conv_runs.append({k: p.measure() for k, p in probes.items()})
         for name, (r, _) in runners.items():
             if isinstance(r, KerasExampleLoop):
                 t, out = timed(lambda r=r: r.render(filters, steps))
@@ -213,7 +219,8 @@ def bench_layer(lm, layer: str, args, probe: ConvProbe) -> list[str]:
     rss = peak_rss_mib()
 
     base_s = statistics.median(times["keras-example loop"])
-    conv_fps = statistics.median(conv_runs)
+    conv_fps = {k: statistics.median(run[k] for run in conv_runs) for k in probes}
+    probe = probes["float32"]
     rows = []
     for name, (r, warm) in runners.items():
         med = statistics.median(times[name])
@@ -223,9 +230,10 @@ def bench_layer(lm, layer: str, args, probe: ConvProbe) -> list[str]:
         diff = float(np.max(np.linalg.norm((images[name] - ref).reshape(n, -1), axis=1)
                             / np.maximum(np.linalg.norm(ref.reshape(n, -1), axis=1), 1e-12)))
         chunk = r.chunk if isinstance(r, LayerRenderer) else 1
+        dtype = compute_dtype(r.precision) if isinstance(r, LayerRenderer) else "float32"
         rows.append(
             f"| {name} | {chunk} | {fmt_s(warm)} | {fmt_s(med)} | {med / (n * steps):.4f} | {base_s / med:.2f} "
-            f"| {done / 1e9:.2f} | {achieved / 1e9:.1f} | {achieved / conv_fps:.2f} | {diff:.3g} |"
+            f"| {done / 1e9:.2f} | {achieved / 1e9:.1f} | {achieved / conv_fps[dtype]:.2f} ({dtype}) | {diff:.3g} |"
         )
     head = [
         f"### {lm.name} {layer}: {n} filters, {size} px, {steps} steps, {args.precision}, "
@@ -233,7 +241,7 @@ def bench_layer(lm, layer: str, args, probe: ConvProbe) -> list[str]:
         "",
         f"measured conv throughput (batch {probe.shape[0]}, {probe.shape[1]}x{probe.shape[1]}x{probe.shape[2]} -> "
         f"{probe.shape[3]}, 3x3, forward + input gradient; median of {len(conv_runs)}, each the best of 2): "
-        f"{conv_fps / 1e9:.1f} GFLOP/s",
+        + ", ".join(f"{conv_fps[k] / 1e9:.1f} GFLOP/s in {k}" for k in probes),
         "",
         "| approach | chunk | warm-up s | s | s/filter/step | speed-up vs loop | GFLOP/filter-step done "
         "| achieved GFLOP/s | achieved / measured conv | rel. diff vs loop |",
@@ -257,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--xla", action="store_true", help="also time filterviz with jit_compile=True")
     p.add_argument("--coarse", type=float, action="append", default=[],
                    help="also time filterviz with this share of the steps at half size (repeatable)")
-    p.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"),
+    p.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16", "auto"),
                    help="filterviz's compute precision (the baseline stays float32)")
     p.add_argument("--device", default=None, help="run everything under tf.device(DEVICE), e.g. /GPU:0")
     p.add_argument("--conv-shape", default="8,64,256,256",
@@ -283,10 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     scope = tf.device(args.device) if args.device else _nullcontext()
     with scope:
         b, s, ci, co = (int(v) for v in args.conv_shape.split(","))
-        probe = ConvProbe(b, s, ci, co)
+        probes = {"float32": ConvProbe(b, s, ci, co)}
+        dtype = compute_dtype(resolve_precision(args.precision))
+        if dtype != "float32":  # filterviz's rows are compared with a conv in the dtype they compute in
+            probes[dtype] = ConvProbe(b, s, ci, co, dtype)
         lm = load_model(args.model)
         for layer in args.layers.split(","):
-            for line in bench_layer(lm, layer.strip(), args, probe):
+            for line in bench_layer(lm, layer.strip(), args, probes):
                 print(line)
             sys.stdout.flush()
     return 0

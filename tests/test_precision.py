@@ -89,3 +89,12 @@ def test_model_that_cannot_be_copied(monkeypatch):
     monkeypatch.setattr(ascent, "resolve_precision", lambda p: "mixed_bfloat16")
     r = LayerRenderer(extractor, RenderSettings(size=16, steps=1, precision="auto"))
     assert r.precision == "float32" and r._model is r._source
+
+
+def test_auto_chunk_doubles_under_mixed_precision(tiny_cnn):
+    from filterviz.ascent import auto_chunk
+
+    ex = feature_extractor(tiny_cnn, "conv2")
+    f32 = auto_chunk(ex, 64, 3, max_memory_gb=0.01, cap=10_000)
+    bf16 = auto_chunk(ex, 64, 3, max_memory_gb=0.01, cap=10_000, precision="mixed_bfloat16")
+    assert f32 >= 2 and abs(bf16 - 2 * f32) <= 1
