@@ -563,10 +563,33 @@ def render_layer(
     bad |= ~finite
     images = np.where(finite[:, None, None, None], images, np.float32(np.mean(lm.input_range)))
 
-    display = grid.to_display(images, lm.input_range, settings.display_mode)
     post = feature_extractor(lm, layer, pre_activation=False)
-    shown = grid.to_model_space(display, lm.input_range)
-    quality = metrics.quality_metrics(post, shown, display, idx, batch=renderer.chunk, seed=settings.seed)
+
+    def measure(imgs: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, dict]:
+        shown_uint8 = grid.to_display(imgs, lm.input_range, settings.display_mode)
+        shown = grid.to_model_space(shown_uint8, lm.input_range)
+        return shown_uint8, metrics.quality_metrics(post, shown, shown_uint8, ids, batch=renderer.chunk,
+                                                    seed=settings.seed)
+
+    display, quality = measure(images, idx)
+    rescued = np.zeros(len(idx), bool)
+    if quality["dead"].any() and objective is None and settings.optimizer == "normalized":
+        # a filter that a large normalized step overshoots at the start (its objective falls and never recovers)
+        # is re-run with Adam, which takes small steps while the gradient is erratic
+        dead = np.flatnonzero(quality["dead"])
+        rescue = LayerRenderer(
+            renderer.extractor, settings.replace(optimizer="adam", lr=0.05, chunk=None), channels=lm.channels,
+            input_range=lm.input_range, max_filters=len(dead),
+        )
+        redo = rescue.render(idx[dead])
+        redo_display, redo_quality = measure(redo.images, idx[dead])
+        better = redo_quality["activation"] > quality["activation"][dead]
+        for j, k in enumerate(dead):
+            if better[j] and np.isfinite(redo.images[j]).all():
+                images[k], scores[k], trace[k], display[k] = redo.images[j], redo.scores[j], redo.trace[j], redo_display[j]
+                for key in quality:
+                    quality[key][k] = redo_quality[key][j]
+                rescued[k] = True
     activations = quality["activation"]
     seconds = time.perf_counter() - t0
     rows = [
@@ -581,6 +604,7 @@ def render_layer(
             "objective_end": float(scores[k]),
             "nonfinite": bool(bad[k]),
             "retried": bool(retried[k]),
+            "rescued": bool(rescued[k]),
         }
         for k, f in enumerate(idx)
     ]

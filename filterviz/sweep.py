@@ -182,6 +182,7 @@ def save_layer(result, out_dir: str | os.PathLike, *, complete: bool = True, req
             "filters": len(result.filters),
             "dead": int(sum(r["dead"] for r in result.metrics)),
             "nonfinite": int(sum(r["nonfinite"] for r in result.metrics)),
+            "rescued": int(sum(r.get("rescued", False) for r in result.metrics)),
             "median_activation": float(np.median(result.activations)),
             "median_specificity_rank": float(np.median([r["specificity_rank"] for r in result.metrics])),
             "median_robustness": float(np.median([r["robustness"] for r in result.metrics])),
@@ -215,7 +216,7 @@ def read_partial(out_dir: str | os.PathLike, request: dict, settings):
         rows = meta["filters"]
         if [r["filter"] for r in rows] != filters.tolist() or len(images) != len(rows):
             return None
-        keep = np.asarray([not (r["nonfinite"] or r["retried"]) for r in rows], bool)
+        keep = np.asarray([not (r["nonfinite"] or r["retried"] or r.get("rescued", False)) for r in rows], bool)
         scores = np.asarray([r["objective_end"] for r in rows], np.float32)
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -204,3 +204,26 @@ def test_out_of_memory_at_one_filter_is_a_user_error(tiny_cnn, monkeypatch):
     monkeypatch.setattr(LayerRenderer, "render", render)
     with pytest.raises(UserError, match="out of memory.*conv2"):
         render_layer(load_model(tiny_cnn), "conv2", "0:2", SMALL.replace(chunk=1))
+
+
+def test_dead_filter_is_rescued_with_adam(tiny_cnn, monkeypatch):
+    """A filter dead on its displayed picture is re-run once with Adam (small steps) and flagged."""
+    from filterviz import metrics
+
+    real, calls = metrics.quality_metrics, []
+
+    def first_call_says_filter_0_is_dead(post, shown, display, filters, **kw):
+        q = real(post, shown, display, filters, **kw)
+        calls.append([int(f) for f in filters])
+        if len(calls) == 1:
+            q["activation"][0], q["dead"][0] = 0.0, True
+        return q
+
+    monkeypatch.setattr(metrics, "quality_metrics", first_call_says_filter_0_is_dead)
+    res = render_layer(tiny_cnn, "conv2", [0, 1], SMALL)
+    assert calls == [[0, 1], [0]]
+    assert res.metrics[0]["rescued"] and not res.metrics[0]["dead"] and res.activations[0] > 0
+    assert not res.metrics[1]["rescued"]
+    monkeypatch.setattr(metrics, "quality_metrics", real)
+    adam = render_layer(tiny_cnn, "conv2", [0], SMALL.replace(optimizer="adam", lr=0.05))
+    np.testing.assert_allclose(res.images[0], adam.images[0], rtol=1e-4, atol=1e-2)
