@@ -126,3 +126,17 @@ def test_model_file_with_code_needs_unsafe(tmp_path, capsys):
     assert not out.exists()
     assert main(args + ["--unsafe"]) == 0
     assert "4 filters" in capsys.readouterr().out and (out / "grid.png").is_file()
+
+
+def test_render_options_reach_the_settings():
+    import argparse
+
+    from filterviz.cli.layer import add_parser, settings_from_args
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    add_parser(sub)
+    args = sub.choices["layer"].parse_args(
+        ["conv2", "--preset", "quality", "--coarse", "0.5", "--specificity", "2", "--mirrored", "--precision", "float32"]
+    )
+    s = settings_from_args(args)
+    assert (s.coarse, s.specificity, s.mirrored, s.precision, s.param) == (0.5, 2.0, True, "float32", "fourier")

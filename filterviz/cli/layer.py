@@ -22,6 +22,8 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--optimizer", help="normalized or adam")
     g.add_argument("--transforms", help="none or standard")
     g.add_argument("--tv", type=float, help="total-variation penalty weight")
+    g.add_argument("--specificity", type=float,
+                   help="weight of the penalty on the layer's other filters (relative to photos; quality uses 1)")
     g.add_argument("--xla", action="store_true", default=None, help="compile the loop with XLA")
     g.add_argument("--mirrored", action="store_true", default=None,
                    help="split the filters across all visible GPUs (tf.distribute.MirroredStrategy)")
