@@ -262,7 +262,7 @@ class LayerRenderer:
         if objective is None:
             natural = None
             if settings.specificity:  # the layer's usual response to photos, at the size being rendered
-                natural = metrics.natural_means(extractor.model, settings.size, channels)
+                natural = metrics.natural_means(extractor.model, settings.size, channels, relu=True)
             objective = settings.objective(natural)
         self.objective = objective
         # compute only each image's own filter of the target layer where the layer and objective allow it
@@ -414,12 +414,13 @@ class LayerRenderer:
         return [(s, min(seg, hi - s), coarse) for lo, hi, coarse in ((0, c, True), (c, steps, False))
                 for s in range(lo, hi, seg)]
 
-    def with_chunk(self, chunk: int) -> LayerRenderer:
-        """The same renderer with another batch size (a new trace), e.g. after running out of memory."""
+    def variant(self, max_filters: int | None = None, **changes) -> LayerRenderer:
+        """The same renderer (extractor, objective, devices) with some settings changed: a new trace. For
+        example a smaller chunk after running out of memory, or another optimizer to rescue a dead filter."""
         return LayerRenderer(
-            self.extractor, self.settings.replace(chunk=chunk), channels=self.param.channels,
-            input_range=self.input_range, objective=self.objective, single_channel=self._head is not None,
-            strategy=self.strategy,
+            self.extractor, self.settings.replace(**changes), channels=self.param.channels,
+            input_range=self.input_range, objective=self.objective, max_filters=max_filters,
+            single_channel=self._head is not None, strategy=self.strategy,
         )
 
     def render(
@@ -438,16 +439,14 @@ class LayerRenderer:
         for start in range(0, len(filters), self.batch):
             ids = filters[start : start + self.batch]
             real = len(ids)
-            padded = np.concatenate([ids, np.repeat(ids[-1:], self.batch - real)]).astype(np.int32)
-            self._init_fn(tf.constant(padded))
+            padded = tf.constant(np.concatenate([ids, np.repeat(ids[-1:], self.batch - real)]).astype(np.int32))
+            self._init_fn(padded)
             parts = []
             for s, k, coarse in self._segments():
-                parts.append(
-                    self._segment_fns[coarse](tf.constant(padded), tf.constant(s), tf.constant(k), rate).numpy()
-                )
+                parts.append(self._segment_fns[coarse](padded, tf.constant(s), tf.constant(k), rate).numpy())
                 if progress is not None:
                     progress(real * k / steps)
-            images, scores, bad = (t.numpy() for t in self._final_fn(tf.constant(padded)))
+            images, scores, bad = (t.numpy() for t in self._final_fn(padded))
             out_images.append(images[:real])
             out_scores.append(scores[:real])
             out_traces.append(np.concatenate(parts, axis=1)[:real])
@@ -487,6 +486,7 @@ def render_layer(
     quiet: bool = True,
     done: ChunkOutput | None = None,
     on_chunk: Callable[[ChunkOutput], None] | None = None,
+    rescue: bool = True,
 ) -> LayerResult:
     """Render `filters` (default: all) of `layer` and tile them into a grid.
 
@@ -498,6 +498,9 @@ def render_layer(
     Resuming: `done` holds earlier results (same settings) of some of the filters, named by `done.filters`;
     only the others are rendered, and the result covers all. `on_chunk(part)` gets each chunk as soon as it is
     finished (with `part.filters` set), so a caller can keep them when the run is interrupted.
+
+    With the normalized optimizer, filters dead on their displayed picture are re-run once with Adam and kept if
+    that does better (`rescued` in the metrics); `rescue=False` skips this (e.g. when saving after Ctrl-C).
     """
     settings = settings or RenderSettings()
     lm = load_model(model)
@@ -536,7 +539,7 @@ def render_layer(
                         f"out of memory rendering layer '{layer}' even one filter at a time at size "
                         f"{settings.size}; use a smaller size"
                     ) from None
-                renderer = renderer.with_chunk(renderer.chunk // 2)  # halve the batch and go on
+                renderer = renderer.variant(chunk=renderer.chunk // 2)  # halve the batch and go on
                 if bar is not None:
                     bar.update(before - bar.n)
                 continue
@@ -573,15 +576,11 @@ def render_layer(
 
     display, quality = measure(images, idx)
     rescued = np.zeros(len(idx), bool)
-    if quality["dead"].any() and objective is None and settings.optimizer == "normalized":
+    if rescue and quality["dead"].any() and settings.optimizer == "normalized":
         # a filter that a large normalized step overshoots at the start (its objective falls and never recovers)
         # is re-run with Adam, which takes small steps while the gradient is erratic
         dead = np.flatnonzero(quality["dead"])
-        rescue = LayerRenderer(
-            renderer.extractor, settings.replace(optimizer="adam", lr=0.05, chunk=None), channels=lm.channels,
-            input_range=lm.input_range, max_filters=len(dead),
-        )
-        redo = rescue.render(idx[dead])
+        redo = renderer.variant(max_filters=len(dead), optimizer="adam", lr=0.05, chunk=None).render(idx[dead])
         redo_display, redo_quality = measure(redo.images, idx[dead])
         better = redo_quality["activation"] > quality["activation"][dead]
         for j, k in enumerate(dead):

@@ -66,19 +66,22 @@ def hf_share(display: np.ndarray, cutoff: float = 0.25) -> np.ndarray:
     return np.where(total > 0, (power * high).sum(axis=(1, 2, 3)) / np.maximum(total, 1e-12), 0.0)
 
 
-def _channel_means(model: keras.Model, images: np.ndarray, batch: int) -> np.ndarray:
-    """Mean activation of every channel, per image: [N, C]."""
-    out = [tf.reduce_mean(tf.cast(model(tf.constant(images[s : s + batch]), training=False), tf.float32),
-                          axis=[1, 2]).numpy() for s in range(0, len(images), batch)]
+def _channel_means(model: keras.Model, images: np.ndarray, batch: int, relu: bool = False) -> np.ndarray:
+    """Mean activation of every channel (of its positive part with `relu`), per image: [N, C]."""
+    out = []
+    for s in range(0, len(images), batch):
+        y = tf.cast(model(tf.constant(images[s : s + batch]), training=False), tf.float32)
+        out.append(tf.reduce_mean(tf.nn.relu(y) if relu else y, axis=[1, 2]).numpy())
     return np.concatenate(out)
 
 
-def natural_means(model: keras.Model, size: int, channels: int = 3, floor: float = 1e-3) -> np.ndarray:
-    """Every filter's mean positive response to the sample photo's crops at `size` [F], floored at `floor` x the
-    largest so that filters silent on photos do not divide by zero."""
-    crops = natural_crops(size, channels)
-    out = tf.nn.relu(tf.cast(model(tf.constant(crops), training=False), tf.float32))
-    means = tf.reduce_mean(out, axis=[0, 1, 2]).numpy()
+def natural_means(
+    model: keras.Model, size: int, channels: int = 3, *, batch: int = 16, relu: bool = False, floor: float = 1e-3
+) -> np.ndarray:
+    """Every channel's mean response to the sample photo's crops at `size` [C] (of its positive part with
+    `relu`, for a pre-activation extractor), floored at `floor` x the largest so that channels silent on photos
+    do not divide by zero."""
+    means = _channel_means(model, natural_crops(size, channels), batch, relu).mean(axis=0)
     return np.maximum(means, floor * max(float(means.max()), 1e-6))
 
 
@@ -99,8 +102,7 @@ def quality_metrics(
     size, channels = shown.shape[1], shown.shape[3]
     acts = _channel_means(post.model, shown, batch)  # [N, C]
     own = acts[np.arange(len(filters)), filters]
-    natural = _channel_means(post.model, natural_crops(size, channels), batch).mean(axis=0)
-    scale = np.maximum(natural, 1e-3 * max(float(natural.max()), 1e-6))
+    scale = natural_means(post.model, size, channels, batch=batch)
     rel = acts / scale[None, :]
     rank = 1 + (rel > rel[np.arange(len(filters)), filters][:, None]).sum(axis=1)
 

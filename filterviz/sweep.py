@@ -264,7 +264,8 @@ def render_into(
         have = set() if not finished else set(ChunkOutput.concat(finished).filters.tolist())
         kept = [int(f) for f in filters if int(f) in have]
         if parts:  # something new to save (a prior result is already on disk)
-            partial = render_layer(lm, layer, kept, settings, renderer=renderer, done=ChunkOutput.concat(finished))
+            partial = render_layer(lm, layer, kept, settings, renderer=renderer, done=ChunkOutput.concat(finished),
+                                   rescue=False)  # no new rendering after Ctrl-C; a resumed run rescues
             save_layer(partial, out, complete=len(kept) == len(filters), request=request)
         _clean_layer_temps(out)
         where = f", saved in {out}/ (partial)" if kept else ", nothing written"
