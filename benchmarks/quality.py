@@ -3,6 +3,7 @@
     python benchmarks/quality.py                                   # block3_conv1, block4_conv1; 16 filters; 128 px
     python benchmarks/quality.py --layers block2_conv1 --filters 0:8 --size 96
     python benchmarks/quality.py --candidate "f48=param:fourier,optimizer:adam,lr:0.05,transforms:standard,steps:48"
+    python benchmarks/quality.py --presets quality --candidate "grey=preset:quality,chroma:0.5"
 
 Every configuration renders the same filters of the same layers in one process, and the table reports the
 medians of the per-filter metrics of `filterviz.metrics` (computed on the displayed pictures). Grids go to
@@ -30,13 +31,17 @@ BASELINE = RenderSettings(param="pixel", optimizer="normalized", transforms="non
 
 
 def parse_candidate(text: str) -> tuple[str, RenderSettings]:
+    """name=field:value,... ; a first item preset:NAME starts from that preset instead of the defaults."""
     name, _, body = text.partition("=")
-    fields = {}
+    base, fields = RenderSettings(), {}
     for item in filter(None, body.split(",")):
         key, _, value = item.partition(":")
+        if key == "preset":
+            base = PRESETS[value]
+            continue
         kind = type(getattr(RenderSettings(), key))
         fields[key] = value if kind is str or value in ("None",) else kind(value) if kind is not bool else value == "true"
-    return name, RenderSettings(**fields)
+    return name, base.replace(**fields)
 
 
 def natural_row(lm, layer: str, filters: np.ndarray, size: int) -> tuple[str, ...]:
@@ -48,8 +53,9 @@ def natural_row(lm, layer: str, filters: np.ndarray, size: int) -> tuple[str, ..
         q = quality_metrics(post, crops, crops.astype(np.uint8), np.full(len(crops), f, np.int32), batch=len(crops))
         rob.append(np.median(q["robustness"]))
         act.append(np.median(q["activation"]))
-    hf = float(np.median(q["hf_share"]))
-    return (layer, "natural photo crops", "-", "-", "-", f"{np.median(act):.1f}", "-", f"{np.median(rob):.3f}", f"{hf:.4f}")
+    hf, colour = float(np.median(q["hf_share"])), float(np.median(q["colourfulness"]))
+    return (layer, "natural photo crops", "-", "-", "-", f"{np.median(act):.1f}", "-", f"{np.median(rob):.3f}",
+            f"{hf:.4f}", f"{colour:.0f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     configs += [parse_candidate(c) for c in args.candidate]
     lm = load_model(args.model)
     out = ensure_dir(args.out)
-    cols = ("layer", "config", "seconds", "s/filter", "dead", "activation", "spec_rank", "robustness", "hf_share")
+    cols = ("layer", "config", "seconds", "s/filter", "dead", "activation", "spec_rank", "robustness", "hf_share",
+            "colourfulness")
     rows = []
     for layer in args.layers.split(","):
         for name, settings in configs:
@@ -76,9 +83,11 @@ def main(argv: list[str] | None = None) -> int:
             res = render_layer(lm, layer, args.filters, settings)
             sec = time.perf_counter() - t0
             write_png(out / f"{layer}__{name}.png", res.grid)
-            m = {k: np.median([r[k] for r in res.metrics]) for k in ("activation", "specificity_rank", "robustness", "hf_share")}
+            m = {k: np.median([r[k] for r in res.metrics])
+                 for k in ("activation", "specificity_rank", "robustness", "hf_share", "colourfulness")}
             row = (layer, name, f"{sec:.1f}", f"{sec / len(res.filters):.2f}", str(sum(r["dead"] for r in res.metrics)),
-                   f"{m['activation']:.1f}", f"{m['specificity_rank']:.1f}", f"{m['robustness']:.3f}", f"{m['hf_share']:.4f}")
+                   f"{m['activation']:.1f}", f"{m['specificity_rank']:.1f}", f"{m['robustness']:.3f}", f"{m['hf_share']:.4f}",
+                   f"{m['colourfulness']:.0f}")
             rows.append(row)
             print(" | ".join(row), file=sys.stderr, flush=True)
         rows.append(natural_row(lm, layer, res.filters, args.size))

@@ -4,6 +4,7 @@
     python benchmarks/speed.py --filters 0:4 --steps 10 --size 64  # a quick check
     python benchmarks/speed.py --xla --repeats 3                   # also filterviz with jit_compile=True
     python benchmarks/speed.py --device /GPU:0                     # the same on a GPU
+    python benchmarks/speed.py --profile                           # also where filterviz's step time goes, by op
 
 Everything runs in one process on the same filters, size and steps. The runs of the approaches are
 interleaved (filterviz, baseline, filterviz, ...) so that noise from other processes hits them alike, and
@@ -164,6 +165,70 @@ def flops_per_filter_step(renderer: LayerRenderer, lm, full_fwd: float) -> float
     return 2.0 * ((1 - share) * forward(size) + (share * forward(size // 2) if share else 0.0))
 
 
+OP_GROUPS = (  # (group, substrings of TensorFlow op types), first match wins
+    ("conv forward", ("FusedConv2D", "Conv2D", "DepthwiseConv2dNative")),
+    ("conv input gradient", ("Conv2DBackpropInput", "DepthwiseConv2dNativeBackpropInput")),
+    ("ReLU gradient", ("ReluGrad",)),
+    ("max-pool forward + gradient", ("MaxPool",)),
+    ("transposes, casts", ("Transpose", "Cast")),
+)
+
+
+def op_profile(renderer: LayerRenderer, filters: np.ndarray) -> list[str]:
+    """Run one compiled segment of the renderer under the TensorFlow profiler and return lines with the share
+    of op time per group (OP_GROUPS), and whether a max-pool gradient ran in TensorFlow's own (Eigen) kernel
+    instead of oneDNN's, which happens in some processes under bfloat16 and costs much time."""
+    import glob
+    import shutil
+    import tempfile
+
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    ids = tf.constant(np.concatenate([filters, np.repeat(filters[-1:], renderer.batch)])[: renderer.batch]
+                      .astype(np.int32))
+    fn = renderer._segment_fns[False]
+    args = (ids, tf.constant(0), tf.constant(renderer.settings.segment), tf.constant(1e-3, tf.float32))
+    fn(*args).numpy()
+    logdir = tempfile.mkdtemp(prefix="filterviz-profile-")
+    try:
+        tf.profiler.experimental.start(logdir)
+        t0 = time.perf_counter()
+        fn(*args).numpy()
+        wall = time.perf_counter() - t0
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        with open(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0], "rb") as f:
+            space.ParseFromString(f.read())
+    finally:
+        shutil.rmtree(logdir, ignore_errors=True)
+    groups = {g: 0.0 for g, _ in OP_GROUPS} | {"other ops": 0.0}
+    eigen_pool_grad = 0
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for ev in line.events:
+                name = plane.event_metadata[ev.metadata_id].name
+                if ":" not in name:
+                    continue  # thread-pool bookkeeping, not an op
+                op = name.rsplit(":", 1)[1]
+                if op == "MaxPoolGrad":
+                    eigen_pool_grad += 1
+                key = "other ops"
+                for g, parts in OP_GROUPS:
+                    if any(p in op for p in parts) and not (g == "conv forward" and "Backprop" in op):
+                        key = g
+                        break
+                groups[key] += ev.duration_ps / 1e12
+    total = sum(groups.values())
+    out = [f"op time in one segment of {renderer.settings.segment} steps ({wall:.2f} s wall, {total:.2f} s in ops): "
+           + ", ".join(f"{g} {v / total:.0%}" for g, v in groups.items())]
+    if eigen_pool_grad:
+        out.append(f"note: {eigen_pool_grad} max-pool gradients ran in TensorFlow's Eigen kernel, not oneDNN's "
+                   "(seen in some processes under bfloat16; that run is slower)")
+    return out
+
+
 def compute_dtype(precision: str) -> str:
     return {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(precision, "float32")
 
@@ -247,6 +312,9 @@ def bench_layer(lm, layer: str, args, probes: dict[str, ConvProbe]) -> list[str]
         "| achieved GFLOP/s | achieved / measured conv | rel. diff vs loop |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    if args.profile:
+        r = runners["filterviz"][0]
+        head = head + op_profile(r, filters) + [""]
     return head + rows + [""]
 
 
@@ -267,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also time filterviz with this share of the steps at half size (repeatable)")
     p.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16", "auto"),
                    help="filterviz's compute precision (the baseline stays float32)")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile one segment of filterviz's loop: the share of op time per kind of op")
     p.add_argument("--device", default=None, help="run everything under tf.device(DEVICE), e.g. /GPU:0")
     p.add_argument("--conv-shape", default="8,64,256,256",
                    help="batch,size,in,out of the conv used to measure throughput (default 8,64,256,256)")

@@ -37,7 +37,7 @@ __all__ = [
     "resolve_precision",
 ]
 
-PARAMS = ("pixel", "fourier")
+PARAMS = ("pixel", "fourier", "maco")
 OPTIMIZERS = ("normalized", "adam")
 SCHEDULES = ("constant", "cosine")
 TRANSFORMS = ("none", "standard")
@@ -79,6 +79,7 @@ class RenderSettings:
     pre_activation: bool = True
     param: str = "pixel"
     decay: float = 1.0
+    contrast: float = 2.0
     optimizer: str = "normalized"
     schedule: str = "constant"
     transforms: str = "none"
@@ -86,6 +87,8 @@ class RenderSettings:
     l2: float = 0.0
     blur: float = 0.0
     specificity: float = 0.0
+    colour: float = 0.0
+    colour_limit: float = 60.0
     segment: int = 10
     coarse: float = 0.0
     xla: bool = False
@@ -112,12 +115,17 @@ class RenderSettings:
         _check(is_int(self.border) and 0 <= self.border, "border", self.border, "an integer >= 0")
         _check(self.param in PARAMS, "param", self.param, f"valid: {', '.join(PARAMS)}")
         _check(is_num(self.decay) and 0 <= self.decay <= 4, "decay", self.decay, "a number from 0 to 4")
+        _check(is_num(self.contrast) and 0 < self.contrast <= 10, "contrast", self.contrast, "a number above 0, at most 10")
+        _check(self.contrast == 2.0 or self.param == "maco", "contrast", self.contrast,
+               "only the maco parameterization has a fixed contrast to set; use param maco")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"valid: {', '.join(OPTIMIZERS)}")
         _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"valid: {', '.join(SCHEDULES)}")
         _check(self.transforms in TRANSFORMS, "transforms", self.transforms, f"valid: {', '.join(TRANSFORMS)}")
-        for name in ("tv", "l2", "blur", "specificity"):
+        for name in ("tv", "l2", "blur", "specificity", "colour"):
             v = getattr(self, name)
             _check(is_num(v) and v >= 0, name, v, "a number >= 0")
+        _check(is_num(self.colour_limit) and self.colour_limit >= 0, "colour_limit", self.colour_limit,
+               "a colourfulness >= 0 (photographs score about 35-90)")
         _check(is_int(self.segment) and self.segment >= 1, "segment", self.segment, "a positive integer")
         _check(is_num(self.coarse) and 0 <= self.coarse < 1, "coarse", self.coarse,
                "a share of the steps from 0 (off) to below 1")
@@ -140,6 +148,8 @@ class RenderSettings:
                             (self.blur, objectives.blur)):
             if weight:
                 obj = obj - weight * reg()
+        if self.colour:
+            obj = obj - self.colour * objectives.colourfulness(self.colour_limit)
         if self.specificity:
             if natural is None:
                 raise ValueError("RenderSettings.objective: specificity needs the filters' natural means")
@@ -152,12 +162,17 @@ class RenderSettings:
 
 PRESETS: dict[str, RenderSettings] = {
     # The Keras example's algorithm: raw pixels, normalized gradient.
-    # Both use mixed_bfloat16 where it wins (CPUs with AMX: about 3x faster, same metrics), else float32.
+    # All use mixed_bfloat16 where it wins (CPUs with AMX: about 3x faster, same metrics), else float32.
     "fast": RenderSettings(steps=30, lr=10.0, precision="auto"),
-    # Olah et al. 2017: decorrelated Fourier parameterization (spectrum decay 1.5, chosen by benchmarks/quality.py),
-    # transformation robustness, Adam; minus the other filters' activations (specificity 1, also measured there).
-    "quality": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=48, transforms="standard",
-                              specificity=1.0, precision="auto"),
+    # MaCo (Fel et al. 2023): only the spectrum's phase is optimized, its magnitude is the sample photo's, so the
+    # pictures keep a photograph's colours and smoothness; transformation robustness, Adam; minus 3x the other
+    # filters' activations (specificity). Chosen by benchmarks/quality.py (README, "Presets").
+    "quality": RenderSettings(param="maco", contrast=2.0, optimizer="adam", lr=0.3, steps=48, transforms="standard",
+                              specificity=3.0, precision="auto"),
+    # Olah et al. 2017 (Lucid): decorrelated Fourier parameterization with spectrum decay 1.5, transformation
+    # robustness, Adam, specificity 1: the strongest activations, in vivid colours.
+    "lucid": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=48, transforms="standard",
+                            specificity=1.0, precision="auto"),
 }
 
 
@@ -285,7 +300,11 @@ class LayerRenderer:
             chunk = math.ceil(per_replica / math.ceil(per_replica / chunk))
         self.chunk = chunk
         self.batch = chunk * self.replicas
-        self.param = params.Parameterization(settings.param, settings.size, channels, decay=settings.decay)
+        magnitude = None
+        if settings.param == "maco":  # the sample photo's spectrum at this size
+            magnitude = params.natural_magnitude(metrics.natural_crops(settings.size, channels))
+        self.param = params.Parameterization(settings.param, settings.size, channels, decay=settings.decay,
+                                             magnitude=magnitude, contrast=settings.contrast)
         self.transform = (
             transforms.standard(settings.size) if settings.transforms == "standard" else transforms.compose()
         )
@@ -599,6 +618,7 @@ def render_layer(
             "specificity_rank": int(quality["specificity_rank"][k]),
             "robustness": float(quality["robustness"][k]),
             "hf_share": float(quality["hf_share"][k]),
+            "colourfulness": float(quality["colourfulness"][k]),
             "objective_start": float(trace[k, 0]),
             "objective_end": float(scores[k]),
             "nonfinite": bool(bad[k]),

@@ -11,6 +11,10 @@
   filter's activation in vgg16-hed block3_conv1 (zooming in by 1.1 blurs, and costs natural photos too).
 - `hf_share`: the share of the picture's spectral energy (mean removed, summed over channels) above half the
   Nyquist frequency (radial frequency > 0.25 cycles/pixel). High values mean checkerboard-like noise.
+- `colourfulness`: Hasler and Suesstrunk's (2003) colourfulness of the displayed RGB picture (0 for grey; they
+  rate about 15 "slightly", 33 "moderately", 45 "averagely", 59 "quite", 82 "highly" colourful). The crops of
+  the sample photo (a navy uniform before a flag) score 36-90, median about 75 at 128 px; saturated
+  magenta-and-green pictures score well over 100.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import tensorflow as tf
 from . import transforms
 from .models import Extractor
 
-__all__ = ["sample_photo_path", "natural_crops", "natural_means", "hf_share", "quality_metrics"]
+__all__ = ["sample_photo_path", "natural_crops", "natural_means", "hf_share", "colourfulness", "quality_metrics"]
 
 
 def sample_photo_path() -> str:
@@ -66,6 +70,18 @@ def hf_share(display: np.ndarray, cutoff: float = 0.25) -> np.ndarray:
     return np.where(total > 0, (power * high).sum(axis=(1, 2, 3)) / np.maximum(total, 1e-12), 0.0)
 
 
+def colourfulness(display: np.ndarray) -> np.ndarray:
+    """Hasler-Suesstrunk colourfulness per uint8 image [N,H,W,C] (0-255 scale); 0 for single-channel images."""
+    if display.shape[-1] != 3:
+        return np.zeros(len(display))
+    x = display.astype(np.float64)
+    rg = x[..., 0] - x[..., 1]
+    yb = 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]
+    std = np.sqrt(rg.var(axis=(1, 2)) + yb.var(axis=(1, 2)))
+    mean = np.sqrt(rg.mean(axis=(1, 2)) ** 2 + yb.mean(axis=(1, 2)) ** 2)
+    return std + 0.3 * mean
+
+
 def _channel_means(model: keras.Model, images: np.ndarray, batch: int, relu: bool = False) -> np.ndarray:
     """Mean activation of every channel (of its positive part with `relu`), per image: [N, C]."""
     out = []
@@ -95,7 +111,7 @@ def quality_metrics(
     draws: int = 4,
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
-    """activation, dead, specificity_rank, robustness and hf_share for each picture (see module docstring).
+    """activation, dead, specificity_rank, robustness, hf_share and colourfulness for each picture (see module docstring).
 
     `post` extracts the layer's post-activation output; `shown` are the displayed pictures in model-input space.
     """
@@ -127,4 +143,5 @@ def quality_metrics(
         "specificity_rank": rank,
         "robustness": robust,
         "hf_share": hf_share(display),
+        "colourfulness": colourfulness(display),
     }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-__all__ = ["Context", "Objective", "channel", "others", "total_variation", "l2", "blur"]
+__all__ = ["Context", "Objective", "channel", "others", "total_variation", "l2", "blur", "colourfulness"]
 
 
 @dataclass(frozen=True)
@@ -128,3 +128,22 @@ def blur() -> Objective:
         return tf.reduce_mean(tf.square(c.images - blurred), axis=[1, 2, 3])
 
     return Objective(fn, "blur", True)
+
+
+def colourfulness(limit: float = 60.0) -> Objective:
+    """How far the picture's colourfulness (Hasler and Suesstrunk 2003, on the 0-255 scale, as in
+    filterviz.metrics) exceeds `limit`, and 0 below it: a penalty (subtract it) that keeps colours within the
+    range of photographs (about 35-90) instead of saturated rainbows, and leaves greyer pictures alone."""
+
+    def fn(c: Context) -> tf.Tensor:
+        if c.images.shape[-1] != 3:  # grey pictures have no colour
+            return tf.zeros(tf.shape(c.images)[:1])
+        x = 255.0 * c.images
+        rg = x[..., 0] - x[..., 1]
+        yb = 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]
+        mean_rg, var_rg = tf.nn.moments(rg, axes=[1, 2])
+        mean_yb, var_yb = tf.nn.moments(yb, axes=[1, 2])
+        value = tf.sqrt(var_rg + var_yb + 1e-6) + 0.3 * tf.sqrt(mean_rg**2 + mean_yb**2 + 1e-6)
+        return tf.nn.relu(value - limit)
+
+    return Objective(fn, f"colourfulness({limit:g})", True)

@@ -2,18 +2,21 @@
 
 `pixel` optimizes pixels directly (the Keras example). `fourier` optimizes a spectrum scaled by
 1/frequency with decorrelated colours and a sigmoid to the valid range (Olah et al. 2017), which gives
-far less high-frequency noise for the same number of steps. Both start from a random draw seeded by
+far less high-frequency noise for the same number of steps. `maco` optimizes only the phase of the spectrum
+and keeps its magnitude fixed to that of natural photos, per decorrelated colour channel (Fel et al. 2023,
+"MAgnitude Constrained Optimization"): the picture keeps a photograph's spectrum and colour balance, and the
+optimizer chooses only where its structures lie. All start from a random draw seeded by
 (seed, filter index), so a filter's picture does not depend on which batch it was rendered in.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["Parameterization", "pixel", "fourier", "COLOR_CORRELATION_SVD_SQRT"]
+__all__ = ["Parameterization", "pixel", "fourier", "maco", "natural_magnitude", "COLOR_CORRELATION_SVD_SQRT"]
 
 # The square root of ImageNet's colour covariance (from Lucid), normalized to unit max column norm.
 COLOR_CORRELATION_SVD_SQRT = np.asarray(
@@ -40,26 +43,45 @@ class Parameterization:
     channels: int
     decorrelate: bool = True
     decay: float = 1.0
+    magnitude: np.ndarray | None = field(default=None, compare=False, repr=False)  # maco: [C, size, size//2+1]
+    contrast: float = 2.0  # maco: the standard deviation of the picture before the sigmoid
+
+    def __post_init__(self) -> None:
+        if self.kind == "maco":
+            want = (self.channels, self.size, self.size // 2 + 1)
+            if self.magnitude is None or tuple(self.magnitude.shape) != want:
+                raise ValueError(f"maco needs a magnitude spectrum of shape {want} (see natural_magnitude)")
 
     @property
     def shape(self) -> list[int]:
         if self.kind == "pixel":
             return [self.size, self.size, self.channels]
+        if self.kind == "maco":  # the phase only
+            return [self.channels, self.size, self.size // 2 + 1]
         return [2, self.channels, self.size, self.size // 2 + 1]
 
     def init(self, filters: tf.Tensor, seed: int) -> tf.Tensor:
         """Initial parameters for a batch of filters (int32 [N])."""
         if self.kind == "pixel":
             return 0.5 + _seeded_normal(self.shape, filters, seed, 0.05)
+        if self.kind == "maco":
+            return _seeded_normal(self.shape, filters, seed, 1.0)
         return _seeded_normal(self.shape, filters, seed, 0.01)
 
     def to_image(self, p: tf.Tensor) -> tf.Tensor:
         """Parameters [N, ...] -> images in unit space [N, H, W, C]."""
         if self.kind == "pixel":
             return p
-        spectrum = tf.complex(p[:, 0], p[:, 1]) * tf.cast(self._scale(), tf.complex64)
-        img = tf.signal.irfft2d(spectrum, fft_length=[self.size, self.size])  # [N, C, H, W]
-        img = tf.transpose(img, [0, 2, 3, 1]) / 4.0
+        if self.kind == "maco":
+            mag = tf.constant(self.magnitude, tf.float32)
+            spectrum = tf.complex(mag * tf.cos(p), mag * tf.sin(p))
+            img = tf.signal.irfft2d(spectrum, fft_length=[self.size, self.size])  # [N, C, H, W]
+            mean, var = tf.nn.moments(img, axes=[1, 2, 3], keepdims=True)
+            img = tf.transpose((img - mean) * (self.contrast / tf.sqrt(var + 1e-8)), [0, 2, 3, 1])  # standardized
+        else:
+            spectrum = tf.complex(p[:, 0], p[:, 1]) * tf.cast(self._scale(), tf.complex64)
+            img = tf.signal.irfft2d(spectrum, fft_length=[self.size, self.size])  # [N, C, H, W]
+            img = tf.transpose(img, [0, 2, 3, 1]) / 4.0
         if self.decorrelate and self.channels == 3:
             img = tf.einsum("nhwc,dc->nhwd", img, tf.constant(_COLOR))
         return tf.sigmoid(img)
@@ -70,6 +92,21 @@ class Parameterization:
         freqs = np.sqrt(fx * fx + fy * fy)
         scale = 1.0 / np.maximum(freqs, 1.0 / self.size) ** self.decay
         return (scale * self.size).astype("float32")  # sqrt(h*w) for a square image
+
+
+def natural_magnitude(photos: np.ndarray, decorrelate: bool = True) -> np.ndarray:
+    """The mean magnitude spectrum [C, H, W//2+1] of photos [N, H, W, C] (0-255), in the decorrelated colour
+    basis that `to_image` maps back from (for 3 channels), for the `maco` parameterization."""
+    x = photos.astype(np.float64) / 255.0
+    x = x - x.mean(axis=(1, 2, 3), keepdims=True)
+    if decorrelate and x.shape[-1] == 3:
+        x = x @ np.linalg.inv(_COLOR).T  # rgb = C @ d  ->  d = C^-1 @ rgb
+    spectrum = np.fft.rfft2(np.moveaxis(x, 3, 1), axes=(2, 3))  # [N, C, H, W//2+1]
+    return np.abs(spectrum).mean(axis=0).astype(np.float32)
+
+
+def maco(size: int, magnitude: np.ndarray, channels: int = 3, contrast: float = 2.0) -> Parameterization:
+    return Parameterization("maco", size, channels, magnitude=magnitude, contrast=contrast)
 
 
 def pixel(size: int, channels: int = 3) -> Parameterization:

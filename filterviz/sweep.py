@@ -187,6 +187,7 @@ def save_layer(result, out_dir: str | os.PathLike, *, complete: bool = True, req
             "median_specificity_rank": float(np.median([r["specificity_rank"] for r in result.metrics])),
             "median_robustness": float(np.median([r["robustness"] for r in result.metrics])),
             "median_hf_share": float(np.median([r["hf_share"] for r in result.metrics])),
+            "median_colourfulness": float(np.median([r["colourfulness"] for r in result.metrics])),
         },
         "filters": result.metrics,
     }

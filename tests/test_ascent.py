@@ -26,8 +26,9 @@ def renderer(model, layer="conv2", settings=SMALL, **kw) -> LayerRenderer:
         SMALL,
         SMALL.replace(param="fourier", optimizer="adam", lr=0.1, transforms="standard", size=32, steps=24),
         SMALL.replace(tv=0.5, schedule="cosine"),
+        SMALL.replace(param="maco", optimizer="adam", lr=0.3, transforms="standard", size=32, steps=24, colour=0.5),
     ],
-    ids=["pixel", "fourier-adam-transforms", "tv-cosine"],
+    ids=["pixel", "fourier-adam-transforms", "tv-cosine", "maco-colour"],
 )
 def test_activation_rises_for_every_filter(tiny_cnn, settings):
     out = renderer(tiny_cnn, settings=settings, input_range=(0.0, 255.0)).render(range(12))
@@ -154,7 +155,8 @@ def test_select_filters_errors_name_the_value(spec, word):
 
 @pytest.mark.parametrize(
     "field, value", [("size", 0), ("steps", 0), ("steps", -3), ("lr", 0.0), ("chunk", 0), ("param", "voxel"),
-                     ("optimizer", "sgd"), ("tv", -1.0), ("size", 2.5), ("precision", "fp8")],
+                     ("optimizer", "sgd"), ("tv", -1.0), ("size", 2.5), ("precision", "fp8"),
+                     ("colour", -1.0), ("colour_limit", -5.0), ("contrast", 0.0), ("contrast", 3.0), ("param", "maco2")],
 )
 def test_settings_validation_names_field_and_value(field, value):
     with pytest.raises(UserError, match=field):

@@ -139,4 +139,4 @@ def test_render_options_reach_the_settings():
         ["conv2", "--preset", "quality", "--coarse", "0.5", "--specificity", "2", "--mirrored", "--precision", "float32"]
     )
     s = settings_from_args(args)
-    assert (s.coarse, s.specificity, s.mirrored, s.precision, s.param) == (0.5, 2.0, True, "float32", "fourier")
+    assert (s.coarse, s.specificity, s.mirrored, s.precision, s.param) == (0.5, 2.0, True, "float32", "maco")

@@ -17,6 +17,17 @@ def test_hf_share_checkerboard_vs_smooth():
     assert share[0] > 0.99 and share[1] < 0.05 and share[2] == 0.0
 
 
+def test_colourfulness_grey_photo_and_saturated():
+    grey = np.full((1, 16, 16, 3), 90, np.uint8)
+    y, x = np.mgrid[0:16, 0:16]
+    magenta_green = np.where(((x + y) % 2 == 0)[..., None], [255, 0, 255], [0, 255, 0]).astype(np.uint8)[None]
+    photo = metrics.natural_crops(64).astype(np.uint8)
+    c = metrics.colourfulness(np.concatenate([grey, magenta_green]))
+    assert c[0] == 0.0 and c[1] > 150
+    assert (30 < metrics.colourfulness(photo)).all() and (metrics.colourfulness(photo) < 100).all()
+    assert (metrics.colourfulness(np.zeros((2, 8, 8, 1), np.uint8)) == 0).all()
+
+
 def test_natural_crops_from_sample_photo():
     crops = metrics.natural_crops(32)
     assert crops.shape == (9, 32, 32, 3) and crops.dtype == np.float32
@@ -31,7 +42,7 @@ def test_quality_metrics_shapes_and_ranges(tiny_cnn):
     shown = display.astype(np.float32)
     filters = np.array([0, 3, 5, 7, 11])
     q = metrics.quality_metrics(post, shown, display, filters, draws=2)
-    assert set(q) == {"activation", "dead", "specificity_rank", "robustness", "hf_share"}
+    assert set(q) == {"activation", "dead", "specificity_rank", "robustness", "hf_share", "colourfulness"}
     assert ((1 <= q["specificity_rank"]) & (q["specificity_rank"] <= 12)).all()
     assert (q["dead"] == (q["activation"] <= 0)).all()
     feats = post.model(shown).numpy().mean(axis=(1, 2))

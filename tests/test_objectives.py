@@ -41,3 +41,30 @@ def test_settings_objective_adds_specificity():
     s = RenderSettings(specificity=2.0)
     assert "others" in s.objective([1.0, 1.0]).name
     assert "others" not in RenderSettings().objective().name
+
+
+def test_colourfulness_penalty_matches_the_metric_and_spares_grey():
+    from filterviz.metrics import colourfulness as metric
+
+    rng = np.random.default_rng(0)
+    vivid = rng.uniform(0, 1, [2, 8, 8, 3]).astype(np.float32)
+    grey = np.repeat(rng.uniform(0, 1, [1, 8, 8, 1]), 3, axis=3).astype(np.float32)
+    images = np.concatenate([vivid, grey])
+    c = objectives.Context(tf.constant(images), None, tf.constant([0, 0, 0]), tf.zeros([3, 2, 2]))
+    expected = np.maximum(metric(np.round(255 * images).astype(np.uint8)) - 40.0, 0.0)
+    got = objectives.colourfulness(40.0)(c).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0.02, atol=0.5)  # the metric sees uint8-rounded pixels
+    assert got[0] > 20 and got[2] == 0.0
+    # maximizing minus the penalty makes the picture less colourful
+    x = tf.Variable(vivid)
+    with tf.GradientTape() as tape:
+        score = tf.reduce_sum(-objectives.colourfulness(40.0)(objectives.Context(x, None, tf.constant([0, 0]), None)))
+    x.assign_add(0.01 * tape.gradient(score, x))
+    assert (metric(np.round(255 * np.clip(x.numpy(), 0, 1)).astype(np.uint8)) < metric(np.round(255 * vivid).astype(np.uint8))).all()
+    grey1 = objectives.Context(tf.zeros([2, 4, 4, 1]), None, tf.constant([0, 0]), None)
+    assert (objectives.colourfulness()(grey1).numpy() == 0).all()
+
+
+def test_settings_objective_adds_colour_penalty():
+    assert "colourfulness(50)" in RenderSettings(colour=1.0, colour_limit=50).objective().name
+    assert RenderSettings(colour=1.0).objective().own_filter_only

@@ -65,3 +65,26 @@ def test_fourier_images_are_valid_and_smoother_than_pixels():
     noise = pixel.to_image(pixel.init(filters, seed=0)).numpy()
     shown = lambda a: (np.clip(a, 0, 1) * 255).astype(np.uint8)  # noqa: E731
     assert np.median(hf_share(shown(img))) < 0.5 * np.median(hf_share(shown(noise)))
+
+
+def test_maco_keeps_the_photo_spectrum_and_sets_the_contrast():
+    from filterviz.metrics import natural_crops
+
+    mag = params.natural_magnitude(natural_crops(32))
+    assert mag.shape == (3, 32, 17) and (mag >= 0).all()
+    p = params.maco(32, mag, contrast=1.5)
+    phase = p.init(tf.constant([0, 5]), seed=0)
+    assert phase.shape == (2, 3, 32, 17)
+    img = p.to_image(phase).numpy().astype(np.float64)
+    assert 0 < img.min() and img.max() < 1
+    logit = np.log(img / (1 - img))  # undo the sigmoid, then the colour correlation
+    dec = logit @ np.linalg.inv(params._COLOR.astype(np.float64)).T
+    np.testing.assert_allclose(dec.std(axis=(1, 2, 3)), 1.5, rtol=1e-3)  # the contrast, per image
+    spec = np.abs(np.fft.rfft2(np.moveaxis(dec, 3, 1), axes=(2, 3)))
+    # columns 0 and size/2 hold real-symmetric parts that irfft2d projects; the rest keeps the magnitude exactly
+    ratio = spec[:, :, :, 1:-1] / mag[None, :, :, 1:-1]
+    ratio = ratio / np.median(ratio, axis=(1, 2, 3), keepdims=True)  # one scale per image (the standardizing)
+    np.testing.assert_allclose(ratio, 1.0, atol=0.03)  # float32 rounding through the sigmoid and its inverse
+    assert np.median(np.abs(ratio - 1.0)) < 2e-3
+    with pytest.raises(ValueError, match="magnitude"):
+        params.Parameterization("maco", 32, 3)

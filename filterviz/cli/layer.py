@@ -10,7 +10,7 @@ from . import DEFAULT_MODEL
 def add_render_options(p: argparse.ArgumentParser) -> None:
     """The render settings, shared by every command that renders filters. Unset options keep the preset's."""
     g = p.add_argument_group("render settings (override the preset)")
-    g.add_argument("--preset", default="fast", help="fast or quality (default fast)")
+    g.add_argument("--preset", default="fast", help="fast, quality or lucid (default fast)")
     g.add_argument("--size", type=int, help="image size in pixels")
     g.add_argument("--steps", type=int, help="gradient-ascent steps")
     g.add_argument("--lr", type=float, help="step size")
@@ -18,12 +18,15 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chunk", type=int, help="filters per batch (default: from --max-memory)")
     g.add_argument("--max-memory", type=float, dest="max_memory_gb", help="activation memory budget in GB")
     g.add_argument("--border", type=int, help="feature-map pixels left out of the objective on each side")
-    g.add_argument("--param", help="pixel or fourier")
+    g.add_argument("--param", help="pixel, fourier or maco (phase only, with a photo's spectrum)")
     g.add_argument("--optimizer", help="normalized or adam")
     g.add_argument("--transforms", help="none or standard")
     g.add_argument("--tv", type=float, help="total-variation penalty weight")
     g.add_argument("--specificity", type=float,
-                   help="weight of the penalty on the layer's other filters (relative to photos; quality uses 1)")
+                   help="weight of the penalty on the layer's other filters (relative to photos; quality uses 3)")
+    g.add_argument("--colour", type=float,
+                   help="weight of the penalty on colourfulness above --colour-limit (greyer, photo-like colours)")
+    g.add_argument("--colour-limit", type=float, help="colourfulness allowed without penalty (default 60)")
     g.add_argument("--xla", action="store_true", default=None, help="compile the loop with XLA")
     g.add_argument("--mirrored", action="store_true", default=None,
                    help="split the filters across all visible GPUs (tf.distribute.MirroredStrategy)")
