@@ -202,6 +202,7 @@ def op_profile(renderer: LayerRenderer, filters: np.ndarray) -> list[str]:
     finally:
         shutil.rmtree(logdir, ignore_errors=True)
     groups = {g: 0.0 for g, _ in OP_GROUPS} | {"other ops": 0.0}
+    others: dict[str, float] = {}
     eigen_pool_grad = 0
     for plane in space.planes:
         for line in plane.lines:
@@ -212,6 +213,8 @@ def op_profile(renderer: LayerRenderer, filters: np.ndarray) -> list[str]:
                 if ":" not in name:
                     continue  # thread-pool bookkeeping, not an op
                 op = name.rsplit(":", 1)[1]
+                if op in ("Process", "ParallelFor", "While", "StatefulPartitionedCall", "PartitionedCall"):
+                    continue  # executor and container events: the ops inside them are counted themselves
                 if op == "MaxPoolGrad":
                     eigen_pool_grad += 1
                 key = "other ops"
@@ -220,9 +223,13 @@ def op_profile(renderer: LayerRenderer, filters: np.ndarray) -> list[str]:
                         key = g
                         break
                 groups[key] += ev.duration_ps / 1e12
+                if key == "other ops":
+                    others[op] = others.get(op, 0.0) + ev.duration_ps / 1e12
     total = sum(groups.values())
     out = [f"op time in one segment of {renderer.settings.segment} steps ({wall:.2f} s wall, {total:.2f} s in ops): "
-           + ", ".join(f"{g} {v / total:.0%}" for g, v in groups.items())]
+           + ", ".join(f"{g} {v / total:.0%}" for g, v in groups.items())
+           + " (largest other: " + ", ".join(f"{k} {v / total:.0%}" for k, v in
+                                             sorted(others.items(), key=lambda kv: -kv[1])[:3]) + ")"]
     if eigen_pool_grad:
         out.append(f"note: {eigen_pool_grad} max-pool gradients ran in TensorFlow's Eigen kernel, not oneDNN's "
                    "(seen in some processes under bfloat16; that run is slower)")
@@ -312,10 +319,10 @@ def bench_layer(lm, layer: str, args, probes: dict[str, ConvProbe]) -> list[str]
         "| achieved GFLOP/s | achieved / measured conv | rel. diff vs loop |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    rows.append("")
     if args.profile:
-        r = runners["filterviz"][0]
-        head = head + op_profile(r, filters) + [""]
-    return head + rows + [""]
+        rows += op_profile(runners["filterviz"][0], filters) + [""]
+    return head + rows
 
 
 def main(argv: list[str] | None = None) -> int:

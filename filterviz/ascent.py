@@ -40,7 +40,7 @@ __all__ = [
 PARAMS = ("pixel", "fourier", "maco")
 OPTIMIZERS = ("normalized", "adam")
 SCHEDULES = ("constant", "cosine")
-TRANSFORMS = ("none", "standard")
+TRANSFORMS = ("none", "standard", "lucid")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 
 
@@ -165,12 +165,12 @@ PRESETS: dict[str, RenderSettings] = {
     # All use mixed_bfloat16 where it wins (CPUs with AMX: about 3x faster, same metrics), else float32.
     "fast": RenderSettings(steps=30, lr=10.0, precision="auto"),
     # MaCo (Fel et al. 2023): only the spectrum's phase is optimized, its magnitude is the sample photo's, so the
-    # pictures keep a photograph's colours and smoothness; transformation robustness, Adam; minus 3x the other
-    # filters' activations (specificity). Chosen by benchmarks/quality.py (README, "Presets").
+    # pictures keep a photograph's colours and smoothness; random shifts, zooms and rotations (transforms.standard),
+    # Adam; minus 3x the other filters' activations (specificity). Chosen by benchmarks/quality.py (README).
     "quality": RenderSettings(param="maco", contrast=2.0, optimizer="adam", lr=0.3, steps=48, transforms="standard",
                               specificity=3.0, precision="auto"),
-    # Olah et al. 2017 (Lucid): decorrelated Fourier parameterization with spectrum decay 1.5, transformation
-    # robustness, Adam, specificity 1: the strongest activations, in vivid colours.
+    # Olah et al. 2017 (Lucid): decorrelated Fourier parameterization with spectrum decay 1.5, Adam, specificity 1,
+    # with filterviz's transforms (more robust than Lucid's own, README): the strongest activations, vivid colours.
     "lucid": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=48, transforms="standard",
                             specificity=1.0, precision="auto"),
 }
@@ -305,9 +305,9 @@ class LayerRenderer:
             magnitude = params.natural_magnitude(metrics.natural_crops(settings.size, channels))
         self.param = params.Parameterization(settings.param, settings.size, channels, decay=settings.decay,
                                              magnitude=magnitude, contrast=settings.contrast)
-        self.transform = (
-            transforms.standard(settings.size) if settings.transforms == "standard" else transforms.compose()
-        )
+        self.transform = {"standard": transforms.standard, "lucid": transforms.lucid}.get(
+            settings.transforms, lambda size: transforms.compose()
+        )(settings.size)
         shape = [self.chunk] + self.param.shape
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             # per replica (sync on read): each replica keeps and updates its own images

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-__all__ = ["Transform", "pad", "jitter", "random_scale", "random_rotate", "compose", "standard"]
+__all__ = ["Transform", "pad", "jitter", "random_scale", "random_rotate", "compose", "standard", "lucid"]
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,23 @@ def compose(*transforms: Transform) -> Transform:
 
 
 def standard(size: int) -> Transform:
-    """Lucid's recipe scaled to the image size: pad, jitter, scale, rotate, jitter."""
+    """filterviz's recipe, scaled to the image size: a shift of up to size/16 pixels with the edge mirrored in,
+    a zoom of 0.8-1.2 and a rotation of up to 10 degrees; the size is kept. Unlike Lucid's recipe (`lucid`) it
+    never shows the network a grey border: with the same parameterization and steps it raised the median
+    robustness of vgg16-hed block3_conv1 from 0.939 to 0.966, also under transforms it was not trained on
+    (README, "Presets")."""
+    k = max(1, round(size / 128 * 8))
+    return compose(
+        pad(k, mode="reflect"),
+        jitter(2 * k),
+        random_scale([0.8 + 0.05 * i for i in range(9)]),
+        random_rotate(10.0),
+    )
+
+
+def lucid(size: int) -> Transform:
+    """Lucid's recipe (Olah et al. 2017) scaled to the image size: pad with grey, jitter, scale 0.9-1.1, rotate
+    up to 10 degrees, jitter. The image grows by about size/8 pixels."""
     k = max(1, round(size / 128 * 8))
     return compose(
         pad(k * 2),

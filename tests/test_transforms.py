@@ -20,9 +20,10 @@ X = tf.random.stateless_uniform([2, 32, 32, 3], [3, 4])
         (transforms.random_scale([0.9, 1.1]), 32),
         (transforms.random_rotate(10.0), 32),
         (transforms.compose(transforms.pad(3, mode="reflect"), transforms.jitter(6)), 32),
-        (transforms.standard(32), 32 + 2 * 4 - 2 - 1),
+        (transforms.standard(32), 32),
+        (transforms.lucid(32), 32 + 2 * 4 - 2 - 1),
     ],
-    ids=["pad", "jitter", "scale", "rotate", "shift", "standard"],
+    ids=["pad", "jitter", "scale", "rotate", "shift", "standard", "lucid"],
 )
 def test_shape_determinism_and_gradient(t, size):
     a = t(X, tf.constant([0, 1]))
