@@ -274,6 +274,8 @@ class LayerRenderer:
         self.replicas = strategy.num_replicas_in_sync if strategy is not None else 1
         self.settings = settings
         self.input_range = input_range
+        self.default_objective = objective is None  # the settings' own objective (not a caller's)
+        self._single_channel_allowed = single_channel
         if objective is None:
             natural = None
             if settings.specificity:  # the layer's usual response to photos, at the size being rendered
@@ -433,13 +435,15 @@ class LayerRenderer:
         return [(s, min(seg, hi - s), coarse) for lo, hi, coarse in ((0, c, True), (c, steps, False))
                 for s in range(lo, hi, seg)]
 
-    def variant(self, max_filters: int | None = None, **changes) -> LayerRenderer:
-        """The same renderer (extractor, objective, devices) with some settings changed: a new trace. For
-        example a smaller chunk after running out of memory, or another optimizer to rescue a dead filter."""
+    def variant(
+        self, max_filters: int | None = None, objective: objectives.Objective | None = None, **changes
+    ) -> LayerRenderer:
+        """The same renderer (extractor, objective unless another is given, devices) with some settings changed:
+        a new trace. For example a smaller chunk after running out of memory, or a rescue of dead filters."""
         return LayerRenderer(
             self.extractor, self.settings.replace(**changes), channels=self.param.channels,
-            input_range=self.input_range, objective=self.objective, max_filters=max_filters,
-            single_channel=self._head is not None, strategy=self.strategy,
+            input_range=self.input_range, objective=objective or self.objective, max_filters=max_filters,
+            single_channel=self._single_channel_allowed, strategy=self.strategy,
         )
 
     def render(
@@ -595,16 +599,27 @@ def render_layer(
 
     display, quality = measure(images, idx)
     rescued = np.zeros(len(idx), bool)
-    if rescue and quality["dead"].any() and settings.optimizer == "normalized":
-        # a filter that a large normalized step overshoots at the start (its objective falls and never recovers)
-        # is re-run with Adam, which takes small steps while the gradient is erratic
+    rescuer = None
+    if rescue and quality["dead"].any():
         dead = np.flatnonzero(quality["dead"])
-        redo = renderer.variant(max_filters=len(dead), optimizer="adam", lr=0.05, chunk=None).render(idx[dead])
+        if settings.optimizer == "normalized":
+            # a filter that a large normalized step overshoots at the start (its objective falls and never
+            # recovers) is re-run with Adam, which takes small steps while the gradient is erratic
+            rescuer = renderer.variant(max_filters=len(dead), optimizer="adam", lr=0.05, chunk=None)
+        elif renderer.default_objective:
+            # a filter negative everywhere on the pictures the parameterization can make (MaCo's have a fixed
+            # contrast) gets twice the steps on the mean of its map's top 5%: making some places positive first
+            rescuer = renderer.variant(max_filters=len(dead), objective=objectives.channel_top(0.05),
+                                       steps=2 * settings.steps, chunk=None)
+    if rescuer is not None:
+        redo = rescuer.render(idx[dead])
         redo_display, redo_quality = measure(redo.images, idx[dead])
         better = redo_quality["activation"] > quality["activation"][dead]
         for j, k in enumerate(dead):
             if better[j] and np.isfinite(redo.images[j]).all():
-                images[k], scores[k], trace[k], display[k] = redo.images[j], redo.scores[j], redo.trace[j], redo_display[j]
+                # the rescue's own objective; of a longer rescue, its last `steps` steps
+                images[k], scores[k], display[k] = redo.images[j], redo.scores[j], redo_display[j]
+                trace[k] = redo.trace[j][-trace.shape[1]:]
                 for key in quality:
                     quality[key][k] = redo_quality[key][j]
                 rescued[k] = True

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-__all__ = ["Context", "Objective", "channel", "others", "total_variation", "l2", "blur", "colourfulness"]
+__all__ = ["Context", "Objective", "channel", "channel_top", "others", "total_variation", "l2", "blur", "colourfulness"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,21 @@ def channel(border: int = 0) -> Objective:
         return tf.reduce_mean(tf.cast(maps, tf.float32), axis=[1, 2])
 
     return Objective(fn, f"channel(border={border})" if border else "channel", True)
+
+
+def channel_top(share: float = 0.05) -> Objective:
+    """The mean of the highest `share` of each image's own filter map: a filter that is negative everywhere
+    gets a gradient towards making some places positive, where the mean over the whole map may never get there."""
+    if not 0 < share <= 1:
+        raise ValueError(f"channel_top share {share!r}: a number above 0, at most 1")
+
+    def fn(c: Context) -> tf.Tensor:
+        maps = tf.cast(c.own_maps(), tf.float32)
+        flat = tf.reshape(maps, [tf.shape(maps)[0], -1])
+        k = max(1, int(round(share * int(maps.shape[1]) * int(maps.shape[2]))))
+        return tf.reduce_mean(tf.math.top_k(flat, k=k).values, axis=1)
+
+    return Objective(fn, f"channel_top({share:g})", True)
 
 
 def others(natural: Sequence[float]) -> Objective:

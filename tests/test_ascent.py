@@ -229,3 +229,30 @@ def test_dead_filter_is_rescued_with_adam(tiny_cnn, monkeypatch):
     monkeypatch.setattr(metrics, "quality_metrics", real)
     adam = render_layer(tiny_cnn, "conv2", [0], SMALL.replace(optimizer="adam", lr=0.05))
     np.testing.assert_allclose(res.images[0], adam.images[0], rtol=1e-4, atol=1e-2)
+
+
+def test_dead_filter_of_an_adam_preset_is_rescued_on_its_map_top(tiny_cnn, monkeypatch):
+    """With Adam (e.g. MaCo pictures), a dead filter is re-run for twice the steps on the mean of its map's top
+    5%; a caller's own objective is left alone."""
+    from filterviz import metrics
+
+    real, calls = metrics.quality_metrics, []
+
+    def first_call_says_filter_0_is_dead(post, shown, display, filters, **kw):
+        q = real(post, shown, display, filters, **kw)
+        calls.append([int(f) for f in filters])
+        if len(calls) == 1:
+            q["activation"][0], q["dead"][0] = 0.0, True
+        return q
+
+    settings = SMALL.replace(param="maco", optimizer="adam", lr=0.3, size=32, steps=6, segment=3)
+    monkeypatch.setattr(metrics, "quality_metrics", first_call_says_filter_0_is_dead)
+    res = render_layer(tiny_cnn, "conv2", [0, 1], settings)
+    assert calls == [[0, 1], [0]]
+    assert res.metrics[0]["rescued"] and not res.metrics[1]["rescued"] and res.trace.shape == (2, 6)
+    calls.clear()
+    render_layer(tiny_cnn, "conv2", [0, 1], settings, objective=objectives.channel())
+    assert calls == [[0, 1]]  # no rescue with the caller's objective
+    monkeypatch.setattr(metrics, "quality_metrics", real)
+    top = render_layer(tiny_cnn, "conv2", [0], settings.replace(steps=12), objective=objectives.channel_top(0.05))
+    np.testing.assert_allclose(res.images[0], top.images[0], rtol=1e-4, atol=1e-2)

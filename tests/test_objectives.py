@@ -68,3 +68,12 @@ def test_colourfulness_penalty_matches_the_metric_and_spares_grey():
 def test_settings_objective_adds_colour_penalty():
     assert "colourfulness(50)" in RenderSettings(colour=1.0, colour_limit=50).objective().name
     assert RenderSettings(colour=1.0).objective().own_filter_only
+
+
+def test_channel_top_is_the_mean_of_the_highest_values():
+    f = np.zeros([1, 4, 5, 2], np.float32)
+    f[0, :, :, 1] = np.arange(20, dtype=np.float32).reshape(4, 5) - 30.0  # -30 .. -11
+    c = ctx(f, [1])
+    np.testing.assert_allclose(objectives.channel_top(0.1)(c).numpy(), [(-11.0 - 12.0) / 2])  # top 2 of 20
+    np.testing.assert_allclose(objectives.channel_top(1.0)(c).numpy(), objectives.channel()(c).numpy())
+    assert objectives.channel_top().own_filter_only
