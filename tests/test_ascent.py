@@ -208,11 +208,19 @@ def test_out_of_memory_at_one_filter_is_a_user_error(tiny_cnn, monkeypatch):
         render_layer(load_model(tiny_cnn), "conv2", "0:2", SMALL.replace(chunk=1))
 
 
-def test_dead_filter_is_rescued_with_adam(tiny_cnn, monkeypatch):
-    """A filter dead on its displayed picture is re-run once with Adam (small steps) and flagged."""
+@pytest.fixture
+def filter_0_dead_once(monkeypatch):
+    """Make the first quality_metrics call of a render report filter 0 as dead; returns the filters of each call.
+    `calls.real()` restores the real metrics."""
     from filterviz import metrics
 
-    real, calls = metrics.quality_metrics, []
+    real = metrics.quality_metrics
+
+    class Calls(list):
+        def real(self):
+            monkeypatch.setattr(metrics, "quality_metrics", real)
+
+    calls = Calls()
 
     def first_call_says_filter_0_is_dead(post, shown, display, filters, **kw):
         q = real(post, shown, display, filters, **kw)
@@ -222,37 +230,32 @@ def test_dead_filter_is_rescued_with_adam(tiny_cnn, monkeypatch):
         return q
 
     monkeypatch.setattr(metrics, "quality_metrics", first_call_says_filter_0_is_dead)
+    return calls
+
+
+def test_dead_filter_is_rescued_with_adam(tiny_cnn, filter_0_dead_once):
+    """A filter dead on its displayed picture is re-run once with Adam (small steps) and flagged."""
+    calls = filter_0_dead_once
     res = render_layer(tiny_cnn, "conv2", [0, 1], SMALL)
     assert calls == [[0, 1], [0]]
     assert res.metrics[0]["rescued"] and not res.metrics[0]["dead"] and res.activations[0] > 0
     assert not res.metrics[1]["rescued"]
-    monkeypatch.setattr(metrics, "quality_metrics", real)
+    calls.real()
     adam = render_layer(tiny_cnn, "conv2", [0], SMALL.replace(optimizer="adam", lr=0.05))
     np.testing.assert_allclose(res.images[0], adam.images[0], rtol=1e-4, atol=1e-2)
 
 
-def test_dead_filter_of_an_adam_preset_is_rescued_on_its_map_top(tiny_cnn, monkeypatch):
+def test_dead_filter_of_an_adam_preset_is_rescued_on_its_map_top(tiny_cnn, filter_0_dead_once):
     """With Adam (e.g. MaCo pictures), a dead filter is re-run for twice the steps on the mean of its map's top
     5%; a caller's own objective is left alone."""
-    from filterviz import metrics
-
-    real, calls = metrics.quality_metrics, []
-
-    def first_call_says_filter_0_is_dead(post, shown, display, filters, **kw):
-        q = real(post, shown, display, filters, **kw)
-        calls.append([int(f) for f in filters])
-        if len(calls) == 1:
-            q["activation"][0], q["dead"][0] = 0.0, True
-        return q
-
+    calls = filter_0_dead_once
     settings = SMALL.replace(param="maco", optimizer="adam", lr=0.3, size=32, steps=6, segment=3)
-    monkeypatch.setattr(metrics, "quality_metrics", first_call_says_filter_0_is_dead)
     res = render_layer(tiny_cnn, "conv2", [0, 1], settings)
     assert calls == [[0, 1], [0]]
     assert res.metrics[0]["rescued"] and not res.metrics[1]["rescued"] and res.trace.shape == (2, 6)
     calls.clear()
     render_layer(tiny_cnn, "conv2", [0, 1], settings, objective=objectives.channel())
     assert calls == [[0, 1]]  # no rescue with the caller's objective
-    monkeypatch.setattr(metrics, "quality_metrics", real)
+    calls.real()
     top = render_layer(tiny_cnn, "conv2", [0], settings.replace(steps=12), objective=objectives.channel_top(0.05))
     np.testing.assert_allclose(res.images[0], top.images[0], rtol=1e-4, atol=1e-2)
