@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import transforms
+from . import objectives, transforms
 from .models import Extractor
 
 __all__ = ["sample_photo_path", "natural_crops", "natural_means", "hf_share", "colourfulness", "quality_metrics"]
@@ -71,15 +71,10 @@ def hf_share(display: np.ndarray, cutoff: float = 0.25) -> np.ndarray:
 
 
 def colourfulness(display: np.ndarray) -> np.ndarray:
-    """Hasler-Suesstrunk colourfulness per uint8 image [N,H,W,C] (0-255 scale); 0 for single-channel images."""
-    if display.shape[-1] != 3:
-        return np.zeros(len(display))
-    x = display.astype(np.float64)
-    rg = x[..., 0] - x[..., 1]
-    yb = 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]
-    std = np.sqrt(rg.var(axis=(1, 2)) + yb.var(axis=(1, 2)))
-    mean = np.sqrt(rg.mean(axis=(1, 2)) ** 2 + yb.mean(axis=(1, 2)) ** 2)
-    return std + 0.3 * mean
+    """Hasler-Suesstrunk colourfulness per uint8 image [N,H,W,C] (0-255 scale); 0 for single-channel images.
+    The same formula as the penalty objective (objectives.colourfulness_of)."""
+    values = objectives.colourfulness_of(tf.constant(display.astype(np.float32) / 255.0)).numpy()
+    return values.astype(np.float64) if display.shape[-1] == 3 else np.zeros(len(display))
 
 
 def _channel_means(model: keras.Model, images: np.ndarray, batch: int, relu: bool = False) -> np.ndarray:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-__all__ = ["Context", "Objective", "channel", "channel_top", "others", "total_variation", "l2", "blur", "colourfulness"]
+__all__ = ["Context", "Objective", "channel", "channel_top", "others", "total_variation", "l2", "blur", "colourfulness",
+           "colourfulness_of"]
 
 
 @dataclass(frozen=True)
@@ -145,20 +146,27 @@ def blur() -> Objective:
     return Objective(fn, "blur", True)
 
 
+def colourfulness_of(images: tf.Tensor) -> tf.Tensor:
+    """Hasler and Suesstrunk's (2003) colourfulness of images in unit space [N,H,W,C] (0..1), on their 0-255
+    scale: [N]; 0 for grey (single-channel) images. The one definition, shared by the penalty below and by
+    `filterviz.metrics`."""
+    if images.shape[-1] != 3:  # grey pictures have no colour
+        return tf.zeros(tf.shape(images)[:1])
+    x = 255.0 * tf.cast(images, tf.float32)
+    rg = x[..., 0] - x[..., 1]
+    yb = 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]
+    mean_rg, var_rg = tf.nn.moments(rg, axes=[1, 2])
+    mean_yb, var_yb = tf.nn.moments(yb, axes=[1, 2])
+
+    def sqrt(v: tf.Tensor) -> tf.Tensor:  # exactly 0 at 0, with a finite gradient there (a grey or flat picture)
+        positive = v > 0
+        return tf.where(positive, tf.sqrt(tf.where(positive, v, 1.0)), 0.0)
+
+    return sqrt(var_rg + var_yb) + 0.3 * sqrt(mean_rg**2 + mean_yb**2)
+
+
 def colourfulness(limit: float = 60.0) -> Objective:
-    """How far the picture's colourfulness (Hasler and Suesstrunk 2003, on the 0-255 scale, as in
-    filterviz.metrics) exceeds `limit`, and 0 below it: a penalty (subtract it) that keeps colours within the
-    range of photographs (about 35-90) instead of saturated rainbows, and leaves greyer pictures alone."""
-
-    def fn(c: Context) -> tf.Tensor:
-        if c.images.shape[-1] != 3:  # grey pictures have no colour
-            return tf.zeros(tf.shape(c.images)[:1])
-        x = 255.0 * c.images
-        rg = x[..., 0] - x[..., 1]
-        yb = 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]
-        mean_rg, var_rg = tf.nn.moments(rg, axes=[1, 2])
-        mean_yb, var_yb = tf.nn.moments(yb, axes=[1, 2])
-        value = tf.sqrt(var_rg + var_yb + 1e-6) + 0.3 * tf.sqrt(mean_rg**2 + mean_yb**2 + 1e-6)
-        return tf.nn.relu(value - limit)
-
-    return Objective(fn, f"colourfulness({limit:g})", True)
+    """How far the picture's colourfulness (`colourfulness_of`, as in filterviz.metrics) exceeds `limit`, and 0
+    below it: a penalty (subtract it) that keeps colours within the range of photographs (about 35-90) instead
+    of saturated rainbows, and leaves greyer pictures alone."""
+    return Objective(lambda c: tf.nn.relu(colourfulness_of(c.images) - limit), f"colourfulness({limit:g})", True)
