@@ -40,7 +40,8 @@ def sample_photo_path() -> str:
 
 
 def natural_crops(size: int, channels: int = 3, n_side: int = 3) -> np.ndarray:
-    """n_side x n_side crops of the sample photo (each half its shorter side), resized to `size`, RGB 0-255."""
+    """n_side x n_side crops of the sample photo (each half its shorter side), resized to `size`, 0-255: RGB for 3
+    channels, grey for 1, and grey repeated in every channel for other counts (so any model can take them)."""
     from PIL import Image
 
     with Image.open(sample_photo_path()) as im:
@@ -54,7 +55,7 @@ def natural_crops(size: int, channels: int = 3, n_side: int = 3) -> np.ndarray:
             y = round(i * (h - side) / max(1, n_side - 1))
             crop = photo.crop((x, y, x + side, y + side)).resize((size, size), Image.BILINEAR)
             arr = np.asarray(crop, dtype=np.float32)
-            crops.append(arr if arr.ndim == 3 else arr[..., None])
+            crops.append(arr if arr.ndim == 3 else np.repeat(arr[..., None], channels, axis=2))
     return np.stack(crops)
 
 

@@ -163,6 +163,14 @@ def test_settings_validation_names_field_and_value(field, value):
         RenderSettings(**{field: value})
 
 
+def test_maco_and_specificity_on_a_four_channel_model():
+    """The photo-based pieces (MaCo's spectrum, the specificity baseline) work for any channel count."""
+    four = make_tiny_cnn(channels=4)
+    settings = SMALL.replace(param="maco", optimizer="adam", lr=0.3, size=16, steps=4, specificity=1.0)
+    out = renderer(four, settings=settings, channels=4).render([0, 1])
+    assert out.images.shape == (2, 16, 16, 4) and np.isfinite(out.images).all()
+
+
 def test_unknown_preset():
     with pytest.raises(UserError, match="'best'.*fast"):
         preset("best")

@@ -33,6 +33,8 @@ def test_natural_crops_from_sample_photo():
     assert crops.shape == (9, 32, 32, 3) and crops.dtype == np.float32
     assert 0 <= crops.min() and crops.max() <= 255 and crops.std() > 10
     assert metrics.natural_crops(16, channels=1).shape == (9, 16, 16, 1)
+    four = metrics.natural_crops(16, channels=4)  # any channel count: grey in every channel
+    assert four.shape == (9, 16, 16, 4) and (four == four[..., :1]).all()
 
 
 def test_quality_metrics_shapes_and_ranges(tiny_cnn):

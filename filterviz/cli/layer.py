@@ -19,8 +19,9 @@ def add_render_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-memory", type=float, dest="max_memory_gb", help="activation memory budget in GB")
     g.add_argument("--border", type=int, help="feature-map pixels left out of the objective on each side")
     g.add_argument("--param", help="pixel, fourier or maco (phase only, with a photo's spectrum)")
+    g.add_argument("--contrast", type=float, help="maco only: the picture's contrast before the sigmoid (default 2)")
     g.add_argument("--optimizer", help="normalized or adam")
-    g.add_argument("--transforms", help="none or standard")
+    g.add_argument("--transforms", help="none, standard (mirrored shift, zoom, rotation) or lucid (Lucid's recipe)")
     g.add_argument("--tv", type=float, help="total-variation penalty weight")
     g.add_argument("--specificity", type=float,
                    help="weight of the penalty on the layer's other filters (relative to photos; quality uses 3)")
