@@ -360,17 +360,71 @@ def graph_cost(model: keras.Model, size: int, channels: int = 3) -> tuple[float,
     return flops, nbytes
 
 
-def precision_model(model: keras.Model, precision: str = "float32", strategy=None) -> keras.Model:
+class _PoolThenReLU(keras.layers.MaxPooling2D):
+    """Max-pooling followed by a ReLU: equal to pooling a ReLU's output (max commutes with a non-decreasing
+    function, and the gradients agree too), but the ReLU and its gradient touch a quarter of the values."""
+
+    def call(self, inputs):
+        return keras.ops.relu(super().call(inputs))
+
+
+def _is_relu(layer) -> bool:
+    """A layer whose output is relu(its linear part): a Conv2D/Dense with activation 'relu', or a plain ReLU."""
+    if type(layer) is keras.layers.ReLU:
+        cfg = layer.get_config()
+        return not cfg.get("max_value") and not cfg.get("negative_slope") and not cfg.get("threshold")
+    if type(layer) is keras.layers.Activation or isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+        return getattr(layer.activation, "__name__", "") == "relu"
+    return False
+
+
+def relu_pool_pairs(model: keras.Model) -> dict[str, str]:
+    """{relu layer: max-pool layer} of `model` where the pool is the only consumer of the ReLU's output, so the
+    ReLU can run after the pool instead (see precision_model's `relu_after_pool`). Each layer is called once."""
+    consumers: dict[int, list] = {}
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            for t in node.input_tensors:
+                consumers.setdefault(id(t), []).append(layer)
+    outputs = {id(t) for t in model.outputs}
+    names = {layer.name for layer in model.layers}
+    pairs = {}
+    for layer in model.layers:
+        if not _is_relu(layer) or len(layer._inbound_nodes) != 1:
+            continue
+        out = layer._inbound_nodes[0].output_tensors
+        if len(out) != 1 or id(out[0]) in outputs:
+            continue
+        users = [u for u in consumers.get(id(out[0]), []) if u.name in names]
+        if len(users) == 1 and type(users[0]) is keras.layers.MaxPooling2D and len(users[0]._inbound_nodes) == 1:
+            pairs[layer.name] = users[0].name
+    return pairs
+
+
+def precision_model(
+    model: keras.Model, precision: str = "float32", strategy=None, *, relu_after_pool: bool = False
+) -> keras.Model:
     """`model` itself for float32, else a clone whose layers compute in `precision` (a Keras dtype policy such as
     'mixed_bfloat16'). The clone keeps float32 variables, holds a copy of the weights, and its input stays
     float32; refresh its weights with `copy_weights(model, clone)` after the source changes.
 
-    With a tf.distribute `strategy` it is always a clone, made in the strategy's scope (mirrored weights)."""
-    if precision == "float32" and strategy is None:
+    With a tf.distribute `strategy` it is always a clone, made in the strategy's scope (mirrored weights).
+    With `relu_after_pool`, a ReLU followed only by a max-pool runs after it (relu_pool_pairs): the same values
+    and gradients, with the ReLU gradient on a quarter of the values and TensorFlow's fast pool gradient.
+    """
+    pairs = relu_pool_pairs(model) if relu_after_pool else {}
+    if precision == "float32" and strategy is None and not pairs:
         return model
+    pools = set(pairs.values())
 
     def clone_layer(layer):
         config = dict(layer.get_config(), dtype=precision) if precision != "float32" else layer.get_config()
+        if layer.name in pairs:
+            if type(layer) is keras.layers.ReLU or type(layer) is keras.layers.Activation:
+                return keras.layers.Identity(name=layer.name, dtype=config.get("dtype"))
+            return type(layer).from_config(dict(config, activation="linear"))
+        if layer.name in pools:
+            return _PoolThenReLU.from_config(config)
         return type(layer).from_config(config)
 
     try:

@@ -1,0 +1,69 @@
+"""The model the ascent loop runs: ReLUs that feed only a max-pool are moved after it, with equal results."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from filterviz.ascent import LayerRenderer, RenderSettings
+from filterviz.models import feature_extractor, load_model, precision_model, relu_pool_pairs
+
+
+def _branchy_model() -> keras.Model:
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="a")(inp)
+    x = keras.layers.MaxPooling2D(2, name="p1")(x)  # a -> p1: moved
+    x = keras.layers.Conv2D(5, 3, padding="same", name="b")(x)
+    x = keras.layers.ReLU(name="r")(x)
+    x = keras.layers.MaxPooling2D(3, 2, padding="same", name="p2")(x)  # r -> p2: moved (odd windows, padding)
+    x = keras.layers.Conv2D(6, 3, padding="same", name="b6")(x)
+    x = keras.layers.ReLU(max_value=6.0, name="r6")(x)
+    x = keras.layers.MaxPooling2D(2, padding="same", name="p6")(x)  # a capped ReLU: left alone
+    c = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c")(x)
+    p3 = keras.layers.MaxPooling2D(2, padding="same", name="p3")(c)  # c also feeds d: left alone
+    d = keras.layers.Conv2D(3, 1, name="d")(c)
+    return keras.Model(inp, [p3, d])
+
+
+def test_relu_pool_pairs_finds_only_safe_pairs():
+    assert relu_pool_pairs(_branchy_model()) == {"a": "p1", "r": "p2"}
+    trunk = feature_extractor(load_model("vgg16-hed"), "block3_conv1").head.trunk
+    assert relu_pool_pairs(trunk) == {"block1_conv2": "block1_pool", "block2_conv2": "block2_pool"}
+
+
+def test_relu_after_pool_gives_the_same_values_and_input_gradients():
+    model = _branchy_model()
+    clone = precision_model(model, "float32", relu_after_pool=True)
+    assert clone is not model
+    assert clone.get_layer("a").activation.__name__ == "linear"
+    assert model.get_layer("a").activation.__name__ == "relu"  # the user's model is untouched
+    x = tf.constant(np.random.default_rng(0).normal(0, 1, (2, 23, 23, 3)).astype(np.float32))
+    weights = [tf.random.stateless_normal(tf.shape(t), [0, k]) for k, t in enumerate(model(x))]
+
+    def value_and_grad(m):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outs = m(x)
+            loss = sum(tf.reduce_sum(o * w) for o, w in zip(outs, weights))
+        return [o.numpy() for o in outs], tape.gradient(loss, x).numpy()
+
+    (outs, grad), (outs2, grad2) = value_and_grad(model), value_and_grad(clone)
+    for o, o2 in zip(outs, outs2):
+        np.testing.assert_allclose(o2, o, rtol=1e-5, atol=1e-5)
+    assert np.abs(grad).max() > 0
+    np.testing.assert_allclose(grad2, grad, rtol=1e-4, atol=1e-5 * np.abs(grad).max())
+
+
+def test_renderer_runs_the_reordered_clone_and_renders_the_same(tiny_cnn):
+    extractor = feature_extractor(tiny_cnn, "conv3")
+    settings = RenderSettings(size=24, steps=5, chunk=3)
+    fast = LayerRenderer(extractor, settings)
+    assert fast._model is not fast._source
+    assert type(fast._model.get_layer("pool")).__name__ == "_PoolThenReLU"
+    plain = LayerRenderer(extractor, settings)
+    plain._model = plain._source  # before the first trace: the loop runs the extractor as it is
+    a, b = fast.render(np.arange(6)), plain.render(np.arange(6))
+    np.testing.assert_allclose(a.trace, b.trace, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(a.images, b.images, rtol=1e-3, atol=1e-2)
