@@ -22,7 +22,16 @@ import tensorflow as tf
 
 from . import grid, metrics, objectives, params, transforms
 from .errors import UserError
-from .models import Extractor, LoadedModel, copy_weights, feature_extractor, graph_cost, load_model, precision_model
+from .models import (
+    Extractor,
+    LoadedModel,
+    copy_weights,
+    feature_extractor,
+    graph_cost,
+    load_model,
+    onednn_max_pool_available,
+    precision_model,
+)
 
 __all__ = [
     "RenderSettings",
@@ -286,10 +295,12 @@ class LayerRenderer:
         self._head = extractor.head if single_channel and self.objective.own_filter_only else None
         self._source = self._head.trunk if self._head is not None else extractor.model
         # the loop runs a clone of the extractor: computing in float16/bfloat16 under mixed precision (images stay
-        # float32), with each ReLU that feeds a max-pool moved after it (same values, less memory traffic)
+        # float32), with each ReLU that feeds a max-pool moved after it (same values, less memory traffic), and on
+        # CPUs with max-pools whose oneDNN gradient is always used (TensorFlow's rewrite sometimes falls back)
         self.precision = resolve_precision(settings.precision)
         try:
-            self._model = precision_model(self._source, self.precision, strategy=strategy, relu_after_pool=True)
+            self._model = precision_model(self._source, self.precision, strategy=strategy, relu_after_pool=True,
+                                          onednn_pool=onednn_max_pool_available())
         except UserError as e:
             if (settings.precision != "auto" and self.precision != "float32") or strategy is not None:
                 raise UserError(f"layer '{extractor.layer}': {e}") from None

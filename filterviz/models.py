@@ -8,6 +8,7 @@ extractors share its layers read-only and copy only the layer whose activation t
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ __all__ = [
     "feature_extractor",
     "graph_cost",
     "precision_model",
+    "onednn_max_pool_available",
+    "relu_pool_pairs",
 ]
 
 DEFAULT_MODEL = "vgg16-hed"
@@ -360,12 +363,90 @@ def graph_cost(model: keras.Model, size: int, channels: int = 3) -> tuple[float,
     return flops, nbytes
 
 
-class _PoolThenReLU(keras.layers.MaxPooling2D):
-    """Max-pooling followed by a ReLU: equal to pooling a ReLU's output (max commutes with a non-decreasing
-    function, and the gradients agree too), but the ReLU and its gradient touch a quarter of the values."""
+def _onednn_attrs(dtype, pool_size, strides, padding: str) -> dict:
+    from tensorflow.core.framework import attr_value_pb2
+
+    A = attr_value_pb2.AttrValue
+    return {
+        "T": A(type=dtype.as_datatype_enum),
+        "ksize": A(list=A.ListValue(i=[1, *pool_size, 1])),
+        "strides": A(list=A.ListValue(i=[1, *strides, 1])),
+        "padding": A(s=padding.upper().encode()),
+        "data_format": A(s=b"NHWC"),
+        "explicit_paddings": A(list=A.ListValue(i=[])),
+        "workspace_enabled": A(b=True),
+        "_kernel": A(s=b"MklNameChangeOp"),
+    }
+
+
+def _onednn_max_pool(x, pool_size, strides, padding: str):
+    """NHWC max-pooling with TensorFlow's oneDNN forward and gradient ops, paired explicitly (the forward's
+    workspace feeds the gradient). TensorFlow's own graph rewrite pairs them only in some processes and otherwise
+    leaves the gradient to its Eigen kernel, 2-4x slower, which made whole runs 10-50% slower at random."""
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def pool(x):
+        graph = tf.compat.v1.get_default_graph()
+        attrs = _onednn_attrs(x.dtype, pool_size, strides, padding)
+        y, workspace = graph._create_op_internal(
+            "_MklNativeMaxPool", [x], [x.dtype, tf.uint8], name="onednn_max_pool", attrs=attrs
+        ).outputs
+
+        def grad(dy):
+            return graph._create_op_internal(
+                "_MklNativeMaxPoolGrad", [x, y, dy, workspace], [x.dtype], name="onednn_max_pool_grad", attrs=attrs
+            ).outputs[0]
+
+        return y, grad
+
+    return pool(x)
+
+
+@functools.lru_cache(maxsize=None)
+def onednn_max_pool_available() -> bool:
+    """Whether oneDNN's max-pool ops can be called directly here: a TensorFlow with oneDNN on, and no GPU (they
+    are CPU ops). Checked once per process on a 4x4 image, values and gradient."""
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        return False
+    try:
+        with tf.device("/CPU:0"):
+            x = tf.reshape(tf.range(32.0), [2, 4, 4, 1])
+
+            @tf.function
+            def probe(x):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    y = _onednn_max_pool(x, (2, 2), (2, 2), "valid")
+                    loss = tf.reduce_sum(y * y)
+                return y, tape.gradient(loss, x)
+
+            y, g = (t.numpy() for t in probe(x))
+        want = np.asarray([5, 7, 13, 15, 21, 23, 29, 31], np.float32)
+        return bool(np.array_equal(y.ravel(), want) and np.array_equal(g.ravel()[g.ravel() != 0], 2 * want))
+    except Exception:  # a build without oneDNN, or ops renamed in a later TensorFlow
+        return False
+
+
+class _LoopMaxPool(keras.layers.MaxPooling2D):
+    """MaxPooling2D for the ascent loop's clone: optionally run with oneDNN's own ops (_onednn_max_pool), and
+    optionally followed by the ReLU that fed it (relu_after_pool): max commutes with a non-decreasing function,
+    so the values and gradients are those of pooling the ReLU's output, with the ReLU on a quarter of the values."""
+
+    def __init__(self, *, relu: bool = False, onednn: bool = False, **config):
+        super().__init__(**config)
+        self.relu, self.onednn = relu, onednn
 
     def call(self, inputs):
-        return keras.ops.relu(super().call(inputs))
+        import tensorflow as tf
+
+        if self.onednn and self.data_format == "channels_last" and not tf.executing_eagerly():  # graph ops only
+            y = _onednn_max_pool(inputs, self.pool_size, self.strides, self.padding)
+        else:
+            y = super().call(inputs)
+        return keras.ops.relu(y) if self.relu else y
 
 
 def _is_relu(layer) -> bool:
@@ -402,7 +483,12 @@ def relu_pool_pairs(model: keras.Model) -> dict[str, str]:
 
 
 def precision_model(
-    model: keras.Model, precision: str = "float32", strategy=None, *, relu_after_pool: bool = False
+    model: keras.Model,
+    precision: str = "float32",
+    strategy=None,
+    *,
+    relu_after_pool: bool = False,
+    onednn_pool: bool = False,
 ) -> keras.Model:
     """`model` itself for float32, else a clone whose layers compute in `precision` (a Keras dtype policy such as
     'mixed_bfloat16'). The clone keeps float32 variables, holds a copy of the weights, and its input stays
@@ -410,12 +496,15 @@ def precision_model(
 
     With a tf.distribute `strategy` it is always a clone, made in the strategy's scope (mirrored weights).
     With `relu_after_pool`, a ReLU followed only by a max-pool runs after it (relu_pool_pairs): the same values
-    and gradients, with the ReLU gradient on a quarter of the values and TensorFlow's fast pool gradient.
+    and gradients, with the ReLU and its gradient on a quarter of the values. With `onednn_pool` (only where
+    onednn_max_pool_available()), max-pools run oneDNN's forward and gradient ops, paired explicitly.
     """
     pairs = relu_pool_pairs(model) if relu_after_pool else {}
-    if precision == "float32" and strategy is None and not pairs:
-        return model
     pools = set(pairs.values())
+    onednn_pools = {layer.name for layer in model.layers if type(layer) is keras.layers.MaxPooling2D
+                    and layer.data_format == "channels_last"} if onednn_pool else set()
+    if precision == "float32" and strategy is None and not pairs and not onednn_pools:
+        return model
 
     def clone_layer(layer):
         config = dict(layer.get_config(), dtype=precision) if precision != "float32" else layer.get_config()
@@ -423,8 +512,8 @@ def precision_model(
             if type(layer) is keras.layers.ReLU or type(layer) is keras.layers.Activation:
                 return keras.layers.Identity(name=layer.name, dtype=config.get("dtype"))
             return type(layer).from_config(dict(config, activation="linear"))
-        if layer.name in pools:
-            return _PoolThenReLU.from_config(config)
+        if layer.name in pools or layer.name in onednn_pools:
+            return _LoopMaxPool(relu=layer.name in pools, onednn=layer.name in onednn_pools, **config)
         return type(layer).from_config(config)
 
     try:
