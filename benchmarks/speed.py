@@ -232,7 +232,8 @@ def op_profile(renderer: LayerRenderer, filters: np.ndarray) -> list[str]:
                                              sorted(others.items(), key=lambda kv: -kv[1])[:3]) + ")"]
     if eigen_pool_grad:
         out.append(f"note: {eigen_pool_grad} max-pool gradients ran in TensorFlow's Eigen kernel, not oneDNN's "
-                   "(seen in some processes under bfloat16; that run is slower)")
+                   "(TensorFlow's rewrite does this in some processes; filterviz's loop avoids it where "
+                   "models.onednn_max_pool_available(), so this run is slower than it should be)")
     return out
 
 
