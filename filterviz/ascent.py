@@ -29,8 +29,8 @@ from .models import (
     feature_extractor,
     graph_cost,
     load_model,
+    loop_model,
     onednn_max_pool_available,
-    precision_model,
 )
 
 __all__ = [
@@ -299,7 +299,7 @@ class LayerRenderer:
         # CPUs with max-pools whose oneDNN gradient is always used (TensorFlow's rewrite sometimes falls back)
         self.precision = resolve_precision(settings.precision)
         try:
-            self._model = precision_model(self._source, self.precision, strategy=strategy, relu_after_pool=True,
+            self._model = loop_model(self._source, self.precision, strategy=strategy, relu_after_pool=True,
                                           onednn_pool=onednn_max_pool_available())
         except UserError as e:
             if (settings.precision != "auto" and self.precision != "float32") or strategy is not None:

@@ -74,8 +74,7 @@ def hf_share(display: np.ndarray, cutoff: float = 0.25) -> np.ndarray:
 def colourfulness(display: np.ndarray) -> np.ndarray:
     """Hasler-Suesstrunk colourfulness per uint8 image [N,H,W,C] (0-255 scale); 0 for single-channel images.
     The same formula as the penalty objective (objectives.colourfulness_of)."""
-    values = objectives.colourfulness_of(tf.constant(display.astype(np.float32) / 255.0)).numpy()
-    return values.astype(np.float64) if display.shape[-1] == 3 else np.zeros(len(display))
+    return objectives.colourfulness_of(tf.constant(display.astype(np.float32) / 255.0)).numpy().astype(np.float64)
 
 
 def _channel_means(model: keras.Model, images: np.ndarray, batch: int, relu: bool = False) -> np.ndarray:

@@ -30,7 +30,7 @@ __all__ = [
     "visual_layers",
     "feature_extractor",
     "graph_cost",
-    "precision_model",
+    "loop_model",
     "onednn_max_pool_available",
     "relu_pool_pairs",
 ]
@@ -461,7 +461,7 @@ def _is_relu(layer) -> bool:
 
 def relu_pool_pairs(model: keras.Model) -> dict[str, str]:
     """{relu layer: max-pool layer} of `model` where the pool is the only consumer of the ReLU's output, so the
-    ReLU can run after the pool instead (see precision_model's `relu_after_pool`). Each layer is called once."""
+    ReLU can run after the pool instead (see loop_model's `relu_after_pool`). Each layer is called once."""
     consumers: dict[int, list] = {}
     for layer in model.layers:
         for node in layer._inbound_nodes:
@@ -482,7 +482,7 @@ def relu_pool_pairs(model: keras.Model) -> dict[str, str]:
     return pairs
 
 
-def precision_model(
+def loop_model(
     model: keras.Model,
     precision: str = "float32",
     strategy=None,
@@ -490,9 +490,12 @@ def precision_model(
     relu_after_pool: bool = False,
     onednn_pool: bool = False,
 ) -> keras.Model:
-    """`model` itself for float32, else a clone whose layers compute in `precision` (a Keras dtype policy such as
-    'mixed_bfloat16'). The clone keeps float32 variables, holds a copy of the weights, and its input stays
-    float32; refresh its weights with `copy_weights(model, clone)` after the source changes.
+    """The model the ascent loop runs: `model` itself where nothing below applies, else a clone (the user's model
+    is never changed) holding a copy of the weights; refresh them with `copy_weights(model, clone)` after the
+    source changes.
+
+    Under mixed precision the clone's layers compute in `precision` (a Keras dtype policy such as
+    'mixed_bfloat16'), with float32 variables and a float32 input.
 
     With a tf.distribute `strategy` it is always a clone, made in the strategy's scope (mirrored weights).
     With `relu_after_pool`, a ReLU followed only by a max-pool runs after it (relu_pool_pairs): the same values

@@ -12,8 +12,8 @@ from filterviz.ascent import LayerRenderer, RenderSettings
 from filterviz.models import (
     feature_extractor,
     load_model,
+    loop_model,
     onednn_max_pool_available,
-    precision_model,
     relu_pool_pairs,
 )
 
@@ -46,7 +46,7 @@ def test_relu_after_pool_gives_the_same_values_and_input_gradients(onednn):
     if onednn and not onednn_max_pool_available():
         pytest.skip("this TensorFlow has no oneDNN max-pool ops")
     model = _branchy_model()
-    clone = precision_model(model, "float32", relu_after_pool=True, onednn_pool=onednn)
+    clone = loop_model(model, "float32", relu_after_pool=True, onednn_pool=onednn)
     assert clone is not model
     assert all(getattr(clone.get_layer(p), "onednn", False) == onednn for p in ("p1", "p2", "p3", "p6"))
     assert clone.get_layer("a").activation.__name__ == "linear"

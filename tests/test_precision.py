@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from filterviz.ascent import LayerRenderer, RenderSettings
-from filterviz.models import feature_extractor, precision_model
+from filterviz.models import feature_extractor, loop_model
 
 
 def _render(model, precision: str, layer: str = "conv2", steps: int = 12):
@@ -39,7 +39,7 @@ def test_mixed_bfloat16_follows_weight_changes(tiny_cnn):
 
 def test_float32_uses_the_extractor_itself(tiny_cnn):
     extractor = feature_extractor(tiny_cnn, "conv1")
-    assert precision_model(extractor.model, "float32") is extractor.model
+    assert loop_model(extractor.model, "float32") is extractor.model
 
 
 def test_mixed_float16_raises_every_filter(tiny_cnn):
