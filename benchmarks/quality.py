@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from filterviz.ascent import PRESETS, RenderSettings, render_layer  # noqa: E402
 from filterviz.metrics import natural_crops, quality_metrics  # noqa: E402
 from filterviz.models import feature_extractor, load_model  # noqa: E402
-from filterviz.sweep import ensure_dir, write_png  # noqa: E402
+from filterviz.files import ensure_dir, write_png  # noqa: E402
 
 # The Keras example ("Visualizing what convnets learn"): raw pixels, 30 steps, lr 10, l2-normalized gradient.
 BASELINE = RenderSettings(param="pixel", optimizer="normalized", transforms="none", steps=30, lr=10.0)

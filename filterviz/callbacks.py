@@ -22,7 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import grid, sweep
+from . import files, grid
 from .ascent import LayerRenderer, RenderSettings, select_filters
 from .errors import UserError
 from .kernels import kernel_grid
@@ -82,7 +82,7 @@ class FilterSnapshots(keras.callbacks.Callback):
         return settings
 
     def on_train_begin(self, logs=None) -> None:
-        sweep.ensure_dir(self.out_dir)
+        files.ensure_dir(self.out_dir)
         self.frames, self.written = [], []
         self._lm = LoadedModel(self.model.name, self.model, self.input_range)
         if self.mode == "activation":
@@ -121,7 +121,7 @@ class FilterSnapshots(keras.callbacks.Callback):
         else:
             picture = kernel_grid(self._kernel(), self._idx, max_inputs=self.max_inputs)
         self.frames.append(picture)
-        self.written.append(sweep.write_png(self.out_dir / f"epoch_{epoch:04d}.png", picture))
+        self.written.append(files.write_png(self.out_dir / f"epoch_{epoch:04d}.png", picture))
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         if (epoch + 1) % self.every == 0:
@@ -135,4 +135,4 @@ class FilterSnapshots(keras.callbacks.Callback):
         frames = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f).convert("RGB") for f in self.frames]
         buf = io.BytesIO()
         frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=self.gif_ms, loop=0)
-        self.written.append(sweep.atomic_write(self.out_dir / "evolution.gif", buf.getvalue()))
+        self.written.append(files.atomic_write(self.out_dir / "evolution.gif", buf.getvalue()))

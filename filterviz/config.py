@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from .errors import UserError, suggest
+from .settings import ALL_CONV, DEFAULT_MODEL, DEFAULT_OUTPUT, FIGURE_WIDTHS
 
 __all__ = [
     "SweepConfig",
@@ -38,9 +39,6 @@ __all__ = [
     "ALL_CONV",
 ]
 
-ALL_CONV = "all-conv"
-DEFAULT_MODEL = "vgg16-hed"  # = models.DEFAULT_MODEL; kept here so reading a config needs no TensorFlow
-FIGURE_WIDTHS = {"single": 3.5, "double": 7.16}
 FIGURE_LAYOUTS = ("grid", "rows", "compare")
 FIGURE_FORMATS = ("pdf", "svg", "png")
 _BASE_KEYS = ("name", "model", "layers", "filters", "preset", "sweep", "output", "unsafe", "figure")
@@ -108,7 +106,7 @@ class SweepConfig:
     preset: str = "fast"
     settings: tuple[tuple[str, object], ...] = ()
     grid: tuple[tuple[str, tuple], ...] = ()
-    output: str = "outputs"
+    output: str = DEFAULT_OUTPUT
     unsafe: bool = False
     figure: FigureSpec | None = None
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
@@ -122,7 +120,7 @@ class SweepConfig:
     @property
     def root(self) -> Path:
         """The sweep's output folder: <output>/<name>/."""
-        from .sweep import safe_name
+        from .files import safe_name
 
         return Path(self.output) / safe_name(self.name)
 
@@ -336,7 +334,7 @@ class _Validator:
         layers = self.names("layers", data.get("layers", ALL_CONV))
         filters = self.filters("filters", data.get("filters", "all"))
         preset_name = self.preset_name("preset", data.get("preset", "fast"))
-        output = self.string("output", data.get("output", "outputs"))
+        output = self.string("output", data.get("output", DEFAULT_OUTPUT))
         unsafe = self.boolean("unsafe", data.get("unsafe", False))
         settings = tuple(
             (k, self.setting(k, k, data[k], preset_name)) for k in data if k in settings_names

@@ -7,17 +7,28 @@ killed at any moment leaves either the old file, the new file, or nothing; never
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
-import platform
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import Interrupted, UserError
+from .files import (
+    atomic_write,
+    clean_temps,
+    ensure_dir,
+    jsonable,
+    plain,
+    read_json,
+    safe_name,
+    save_figure,
+    versions,
+    write_json,
+    write_npz,
+    write_png,
+)
 
 __all__ = [
     "atomic_write",
@@ -46,100 +57,6 @@ __all__ = [
     "figure_panels",
     "write_figure",
 ]
-
-
-def safe_name(name: str) -> str:
-    """A file-name-safe version of a layer name or job id: no '/', no '..', nothing outside [A-Za-z0-9._-]."""
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "_"
-    return clean.replace("..", "_")
-
-
-def ensure_dir(path: str | os.PathLike) -> Path:
-    """Create `path` (and parents) and check it is writable, with a clear error if not."""
-    p = Path(path)
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=p, prefix=".probe-", suffix=".tmp")  # .tmp: cleaned up if killed here
-        os.close(fd)
-        Path(probe).unlink(missing_ok=True)
-    except OSError as e:
-        raise UserError(f"output dir '{p}' is not writable: {e.strerror or e}") from None
-    return p
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
-    """Write bytes to `path` through a temp file and an atomic rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write a uint8 [H,W] or [H,W,C] picture as PNG."""
-    from PIL import Image
-
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[-1] == 1:
-        image = image[..., 0]
-    if not np.issubdtype(image.dtype, np.uint8):
-        raise ValueError(f"write_png needs uint8, got {image.dtype}")
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG", optimize=False)
-    return atomic_write(path, buf.getvalue())
-
-
-def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    return atomic_write(path, buf.getvalue())
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
-
-
-def write_json(path: str | os.PathLike, obj) -> Path:
-    return atomic_write(path, (json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n").encode())
-
-
-def versions() -> dict[str, str]:
-    """The library versions that decide the numbers, recorded beside every result."""
-    import keras
-    import tensorflow as tf
-
-    from . import __version__
-
-    return {
-        "filterviz": __version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def layer_dir(root: str | os.PathLike, model: str, layer: str) -> Path:
@@ -195,21 +112,16 @@ def save_layer(result, out_dir: str | os.PathLike, *, complete: bool = True, req
     return written
 
 
-def _plain(obj):
-    """`obj` as it reads back from JSON, for comparing with what a metrics.json holds."""
-    return json.loads(json.dumps(_jsonable(obj)))
-
-
 def read_partial(out_dir: str | os.PathLike, request: dict, settings):
     """The filters an earlier run finished in `out_dir` for the same request and settings, as a ChunkOutput
     (`filters` set), or None when there are none. Filters that needed a numerical retry are left out (redone)."""
     from .ascent import ChunkOutput
 
     out = Path(out_dir)
-    meta = _read_json(out / "metrics.json")
-    if not isinstance(meta, dict) or meta.get("request") != _plain(request):
+    meta = read_json(out / "metrics.json")
+    if not isinstance(meta, dict) or meta.get("request") != plain(request):
         return None
-    if meta.get("settings") != _plain(dataclasses.asdict(settings)):
+    if meta.get("settings") != plain(dataclasses.asdict(settings)):
         return None
     try:
         with np.load(out / "images.npz") as z:
@@ -228,8 +140,8 @@ def read_partial(out_dir: str | os.PathLike, request: dict, settings):
 
 def _clean_layer_temps(out: Path) -> None:
     for name in LAYER_FILES:
-        _clean_temps(out, f".{name}.")
-    _clean_temps(out, ".probe-")
+        clean_temps(out, f".{name}.")
+    clean_temps(out, ".probe-")
 
 
 def render_into(
@@ -274,27 +186,6 @@ def render_into(
                           "run the same command again to resume") from None
     save_layer(result, out, request=request)
     return result, 0 if prior is None else len(prior.filters)
-
-
-_FIXED_METADATA = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
-
-
-def save_figure(fig, path: str | os.PathLike, dpi: int = 100, *, tight: bool = True) -> Path:
-    """Save a matplotlib Figure atomically; the format comes from the file suffix (png, pdf, svg...).
-
-    Byte-for-byte reproducible: no creation dates, a fixed SVG id salt, TrueType (not Type 3) fonts in PDF.
-    `tight=False` keeps the figure's own size (e.g. exactly 7.16 in wide for a paper's double column).
-    """
-    import matplotlib
-
-    path = Path(path)
-    fmt = (path.suffix.lstrip(".") or "png").lower()
-    buf = io.BytesIO()
-    rc = {"svg.hashsalt": "filterviz", "pdf.fonttype": 42, "ps.fonttype": 42}
-    with matplotlib.rc_context(rc):  # scoped to this save, not a global change
-        fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight" if tight else None,
-                    metadata=_FIXED_METADATA.get(fmt))
-    return atomic_write(path, buf.getvalue())
 
 
 # -- the sweep runner ------------------------------------------------------------------------------------
@@ -384,7 +275,7 @@ def _resolve_layers(cfg, spec: str, cache: ModelCache | None) -> list[tuple[str,
     """(layer name, filter count) for the config's `layers` in one model: names, globs and all-conv."""
     import fnmatch
 
-    from .config import ALL_CONV
+    from .settings import ALL_CONV
     from .errors import suggest
 
     if cache is None:
@@ -427,7 +318,7 @@ def plan_jobs(cfg, cache: ModelCache | None = None) -> list[Job]:
     """
     from .ascent import select_filters
 
-    from .config import ALL_CONV
+    from .settings import ALL_CONV
 
     jobs: list[Job] = []
     points = cfg.points()
@@ -491,19 +382,12 @@ def manifest_name(shard: int, shards: int) -> str:
     return MANIFEST if shards == 1 else f"manifest.shard-{shard}-of-{shards}.json"
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def job_finished(job: Job, root: Path, sweep: str) -> dict | None:
     """The job's metrics if it is finished (metrics.json exists and config.yaml matches the job), else None."""
     import yaml
 
     out = root / job.id
-    metrics = _read_json(out / "metrics.json")
+    metrics = read_json(out / "metrics.json")
     if not isinstance(metrics, dict) or metrics.get("layer") != job.layer or metrics.get("complete") is False:
         return None
     try:
@@ -512,16 +396,9 @@ def job_finished(job: Job, root: Path, sweep: str) -> dict | None:
         return None
     if written != job.resolved(sweep):
         return None
-    if metrics.get("settings") != json.loads(json.dumps(_jsonable(dataclasses.asdict(job.settings)))):
+    if metrics.get("settings") != json.loads(json.dumps(jsonable(dataclasses.asdict(job.settings)))):
         return None
     return metrics
-
-
-def _clean_temps(folder: Path, prefix: str = ".") -> None:
-    """Remove temp files a killed process left behind (only ones matching `prefix`, e.g. one manifest's)."""
-    if folder.is_dir():
-        for p in folder.glob(f"{prefix}*.tmp"):
-            p.unlink(missing_ok=True)
 
 
 def sweep_status(cfg, jobs: list[Job]) -> dict[str, dict | None]:
@@ -570,8 +447,8 @@ def run_sweep(
 
     ensure_dir(root)
     mname = manifest_name(*shard)
-    _clean_temps(root, f".{mname}.")
-    _clean_temps(root, ".probe-")
+    clean_temps(root, f".{mname}.")
+    clean_temps(root, ".probe-")
     rows = {
         j.id: {"id": j.id, "index": j.index, "model": j.model, "layer": j.layer, "point": dict(j.point),
                "status": "pending", "seconds": None, "summary": None, "dir": j.id}
@@ -600,7 +477,7 @@ def run_sweep(
     try:
         for j in mine:
             out = root / j.id
-            _clean_temps(out)
+            clean_temps(out)
             done = None if force else job_finished(j, root, cfg.name)
             if done is not None:
                 rows[j.id].update(status="skipped", seconds=done.get("seconds"), summary=done.get("summary"))
@@ -609,7 +486,7 @@ def run_sweep(
                 rows[j.id]["status"] = "running"
                 write_manifest()
                 ensure_dir(out)
-                old = _read_json(out / "metrics.json")
+                old = read_json(out / "metrics.json")
                 if not (isinstance(old, dict) and old.get("complete") is False):  # a partial one may be resumed
                     (out / "metrics.json").unlink(missing_ok=True)  # from here on the job reads as unfinished
                 atomic_write(out / JOB_CONFIG, yaml.safe_dump(j.resolved(cfg.name), sort_keys=False).encode())
@@ -635,7 +512,7 @@ def run_sweep(
                                 renderer=renderers[key], quiet=quiet, force=force)
                 except Interrupted as e:
                     raise Interrupted(f"job '{j.id}': {e}") from None
-                metrics = _read_json(out / "metrics.json") or {}
+                metrics = read_json(out / "metrics.json") or {}
                 rows[j.id].update(status="done", seconds=round(time.perf_counter() - t0, 3),
                                   summary=metrics.get("summary"))
                 rendered.append(j)
@@ -651,7 +528,7 @@ def run_sweep(
             if rows[j.id]["status"] == "running":
                 rows[j.id]["status"] = "done" if job_finished(j, root, cfg.name) else "interrupted"
         write_manifest()
-        _clean_temps(root, f".{mname}.")
+        clean_temps(root, f".{mname}.")
         finished = sum(row["status"] in ("done", "skipped") for row in rows.values())
         tail = f"; {e}" if isinstance(e, Interrupted) else "; run the same command again to resume"
         raise Interrupted(f"sweep '{cfg.name}': {finished} of {len(mine)} jobs finished{tail}") from None
@@ -774,5 +651,5 @@ def write_figure(cfg, jobs: list[Job] | None = None) -> list[Path]:
     else:
         fig = figures.compare_figure(data, **style)
     root = ensure_dir(cfg.root)
-    _clean_temps(root, f".{spec.file}.")
+    clean_temps(root, f".{spec.file}.")
     return [save_figure(fig, root / f"{spec.file}.{fmt}", dpi=spec.dpi, tight=False) for fmt in spec.formats]

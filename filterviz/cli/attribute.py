@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from ..attribution import Attributor, colorize, heatmap, overlay, parse_methods, parse_target
     from ..errors import UserError
     from ..images import read_images
-    from ..sweep import ensure_dir, safe_name, save_figure, write_npz, write_png
+    from ..files import ensure_dir, safe_name, save_figure, write_npz, write_png
 
     methods = parse_methods(args.method)
     target = parse_target(args.target)

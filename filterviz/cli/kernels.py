@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UserError, suggest
     from ..kernels import kernel_grid
     from ..models import load_model
-    from ..sweep import ensure_dir, layer_dir, write_npz, write_png
+    from ..files import ensure_dir, write_npz, write_png
+    from ..sweep import layer_dir
 
     if args.max_inputs < 1:
         raise UserError(f"bad --inputs {args.max_inputs}: a positive number of input channels")

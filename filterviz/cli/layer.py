@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..ascent import LayerRenderer, select_filters
     from ..models import feature_extractor, load_model
-    from ..sweep import ensure_dir, layer_dir, render_into
+    from ..files import ensure_dir
+    from ..sweep import layer_dir, render_into
 
     settings = settings_from_args(args)
     lm = load_model(args.model, unsafe=args.unsafe)
