@@ -16,20 +16,21 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "PRESETS": "ascent",
+    "PRESETS": "settings",
     "LayerRenderer": "ascent",
     "LayerResult": "ascent",
-    "RenderSettings": "ascent",
-    "preset": "ascent",
+    "RenderSettings": "settings",
+    "preset": "settings",
     "render_layer": "ascent",
-    "select_filters": "ascent",
+    "parse_filters": "settings",
+    "select_filters": "settings",
     "UserError": "errors",
-    "DEFAULT_MODEL": "models",
+    "DEFAULT_MODEL": "settings",
     "LoadedModel": "models",
     "feature_extractor": "models",
     "load_model": "models",
     "visual_layers": "models",
-    "save_layer": "sweep",
+    "save_layer": "results",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -22,35 +22,19 @@ import tensorflow as tf
 
 from . import grid, metrics, objectives, params, transforms
 from .errors import UserError
-from .models import (
-    Extractor,
-    LoadedModel,
-    copy_weights,
-    feature_extractor,
-    graph_cost,
-    load_model,
-    loop_model,
-    onednn_max_pool_available,
-)
+from .models import Extractor, LoadedModel, feature_extractor, load_model
+from .rewrites import copy_weights, graph_cost, loop_model, onednn_max_pool_available
+from .settings import RenderSettings, select_filters
 
 __all__ = [
-    "RenderSettings",
-    "PRESETS",
-    "preset",
+    "build_objective",
     "LayerRenderer",
     "ChunkOutput",
     "LayerResult",
     "render_layer",
-    "select_filters",
     "auto_chunk",
     "resolve_precision",
 ]
-
-PARAMS = ("pixel", "fourier", "maco")
-OPTIMIZERS = ("normalized", "adam")
-SCHEDULES = ("constant", "cosine")
-TRANSFORMS = ("none", "standard", "lucid")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 
 
 def resolve_precision(precision: str) -> str:
@@ -69,156 +53,22 @@ def resolve_precision(precision: str) -> str:
     return "mixed_bfloat16" if "amx_bf16" in flags else "float32"
 
 
-def _check(cond: bool, field: str, value, what: str) -> None:
-    if not cond:
-        raise UserError(f"bad {field} {value!r}: {what}")
-
-
-@dataclass(frozen=True)
-class RenderSettings:
-    """Everything that decides how a layer is rendered. Validated on construction."""
-
-    size: int = 128
-    steps: int = 30
-    lr: float = 10.0
-    seed: int = 0
-    chunk: int | None = None
-    max_memory_gb: float = 2.0
-    border: int = 0
-    pre_activation: bool = True
-    param: str = "pixel"
-    decay: float = 1.0
-    contrast: float = 2.0
-    optimizer: str = "normalized"
-    schedule: str = "constant"
-    transforms: str = "none"
-    tv: float = 0.0
-    l2: float = 0.0
-    blur: float = 0.0
-    specificity: float = 0.0
-    colour: float = 0.0
-    colour_limit: float = 60.0
-    segment: int = 10
-    coarse: float = 0.0
-    xla: bool = False
-    mirrored: bool = False
-    precision: str = "float32"
-    display: str | None = None
-    labels: bool = True
-
-    def __post_init__(self) -> None:
-        def is_int(v) -> bool:
-            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-        def is_num(v) -> bool:
-            return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v)
-
-        _check(is_int(self.size) and 8 <= self.size <= 4096, "size", self.size, "an integer from 8 to 4096")
-        _check(is_int(self.steps) and 1 <= self.steps <= 100_000, "steps", self.steps, "an integer from 1 to 100000")
-        _check(is_num(self.lr) and self.lr > 0, "lr", self.lr, "a positive number")
-        _check(is_int(self.seed) and 0 <= self.seed < 2**31, "seed", self.seed, "an integer from 0 to 2**31-1")
-        _check(self.chunk is None or (is_int(self.chunk) and self.chunk >= 1), "chunk", self.chunk,
-               "a positive integer (or none for automatic)")
-        _check(is_num(self.max_memory_gb) and self.max_memory_gb > 0, "max_memory_gb", self.max_memory_gb,
-               "a positive number of GB")
-        _check(is_int(self.border) and 0 <= self.border, "border", self.border, "an integer >= 0")
-        _check(self.param in PARAMS, "param", self.param, f"valid: {', '.join(PARAMS)}")
-        _check(is_num(self.decay) and 0 <= self.decay <= 4, "decay", self.decay, "a number from 0 to 4")
-        _check(is_num(self.contrast) and 0 < self.contrast <= 10, "contrast", self.contrast, "a number above 0, at most 10")
-        _check(self.contrast == 2.0 or self.param == "maco", "contrast", self.contrast,
-               "only the maco parameterization has a fixed contrast to set; use param maco")
-        _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"valid: {', '.join(OPTIMIZERS)}")
-        _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"valid: {', '.join(SCHEDULES)}")
-        _check(self.transforms in TRANSFORMS, "transforms", self.transforms, f"valid: {', '.join(TRANSFORMS)}")
-        for name in ("tv", "l2", "blur", "specificity", "colour"):
-            v = getattr(self, name)
-            _check(is_num(v) and v >= 0, name, v, "a number >= 0")
-        _check(is_num(self.colour_limit) and self.colour_limit >= 0, "colour_limit", self.colour_limit,
-               "a colourfulness >= 0 (photographs score about 35-90)")
-        _check(is_int(self.segment) and self.segment >= 1, "segment", self.segment, "a positive integer")
-        _check(is_num(self.coarse) and 0 <= self.coarse < 1, "coarse", self.coarse,
-               "a share of the steps from 0 (off) to below 1")
-        _check(self.coarse == 0 or self.size % 2 == 0, "size", self.size, "an even number when coarse > 0")
-        _check(self.precision in PRECISIONS, "precision", self.precision, f"valid: {', '.join(PRECISIONS)}")
-        _check(self.display in (None,) + grid.DISPLAY_MODES, "display", self.display,
-               f"valid: {', '.join(grid.DISPLAY_MODES)}")
-
-    @property
-    def display_mode(self) -> str:
-        """How pictures are shown: stretched ('std') for raw pixels, as they are ('range') for Fourier."""
-        return self.display or ("std" if self.param == "pixel" else "range")
-
-    def objective(self, natural: Sequence[float] | None = None) -> objectives.Objective:
-        """The filter's mean activation minus the weighted regularizers and, with `specificity`, minus that
-        weight times the other filters' activations relative to `natural` (each filter's mean response to
-        natural photos, see metrics.natural_means)."""
-        obj = objectives.channel(self.border)
-        for weight, reg in ((self.tv, objectives.total_variation), (self.l2, objectives.l2),
-                            (self.blur, objectives.blur)):
-            if weight:
-                obj = obj - weight * reg()
-        if self.colour:
-            obj = obj - self.colour * objectives.colourfulness(self.colour_limit)
-        if self.specificity:
-            if natural is None:
-                raise ValueError("RenderSettings.objective: specificity needs the filters' natural means")
-            obj = obj - self.specificity * objectives.others(natural)
-        return obj
-
-    def replace(self, **changes) -> RenderSettings:
-        return dataclasses.replace(self, **changes)
-
-
-PRESETS: dict[str, RenderSettings] = {
-    # The Keras example's algorithm: raw pixels, normalized gradient.
-    # All use mixed_bfloat16 where it wins (CPUs with AMX: about 3x faster, same metrics), else float32.
-    "fast": RenderSettings(steps=30, lr=10.0, precision="auto"),
-    # MaCo (Fel et al. 2023): only the spectrum's phase is optimized, its magnitude is the sample photo's, so the
-    # pictures keep a photograph's colours and smoothness; random shifts, zooms and rotations (transforms.standard),
-    # Adam; minus 3x the other filters' activations (specificity). Chosen by benchmarks/quality.py (README).
-    "quality": RenderSettings(param="maco", contrast=2.0, optimizer="adam", lr=0.3, steps=48, transforms="standard",
-                              specificity=3.0, precision="auto"),
-    # Olah et al. 2017 (Lucid): decorrelated Fourier parameterization with spectrum decay 1.5, Adam, specificity 1,
-    # with filterviz's transforms (more robust than Lucid's own, README): the strongest activations, vivid colours.
-    "lucid": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=48, transforms="standard",
-                            specificity=1.0, precision="auto"),
-}
-
-
-def preset(name: str, **overrides) -> RenderSettings:
-    """A named preset with some fields replaced."""
-    if name not in PRESETS:
-        raise UserError(f"unknown preset {name!r}: valid: {', '.join(PRESETS)}")
-    return PRESETS[name].replace(**overrides)
-
-
-def select_filters(spec: str | int | Sequence[int] | None, n_filters: int, layer: str = "") -> np.ndarray:
-    """Filter indices from `None`/'all', 'a:b' (end exclusive, either side may be empty), '3,7,9', or a list."""
-    where = f" of layer '{layer}'" if layer else ""
-    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "all"):
-        return np.arange(n_filters, dtype=np.int32)
-    if isinstance(spec, (int, np.integer)):
-        spec = [int(spec)]
-    if isinstance(spec, str):
-        text = spec.strip()
-        try:
-            if ":" in text:
-                a, b = text.split(":", 1)
-                start = int(a) if a.strip() else 0
-                stop = int(b) if b.strip() else n_filters
-                if start < 0 or stop > n_filters or start >= stop:
-                    raise UserError(f"filter range '{text}' is out of range{where}: valid indices are 0 to {n_filters - 1}")
-                return np.arange(start, stop, dtype=np.int32)
-            spec = [int(t) for t in text.split(",") if t.strip()]
-        except ValueError:
-            raise UserError(f"bad filters '{text}': use 'all', a range like 0:64, or a list like 3,7,9") from None
-    idx = [int(i) for i in spec]
-    if not idx:
-        raise UserError(f"no filters selected{where}")
-    bad = [i for i in idx if not 0 <= i < n_filters]
-    if bad:
-        raise UserError(f"filter index {bad[0]} is out of range{where}: valid indices are 0 to {n_filters - 1}")
-    return np.asarray(idx, dtype=np.int32)
+def build_objective(settings: RenderSettings, natural: Sequence[float] | None = None) -> objectives.Objective:
+    """The settings' objective: the filter's mean activation minus the weighted regularizers and, with
+    `specificity`, minus that weight times the other filters' activations relative to `natural` (each filter's
+    mean response to natural photos, see metrics.natural_means)."""
+    obj = objectives.channel(settings.border)
+    for weight, reg in ((settings.tv, objectives.total_variation), (settings.l2, objectives.l2),
+                        (settings.blur, objectives.blur)):
+        if weight:
+            obj = obj - weight * reg()
+    if settings.colour:
+        obj = obj - settings.colour * objectives.colourfulness(settings.colour_limit)
+    if settings.specificity:
+        if natural is None:
+            raise ValueError("build_objective: specificity needs the filters' natural means")
+        obj = obj - settings.specificity * objectives.others(natural)
+    return obj
 
 
 def auto_chunk(
@@ -289,7 +139,7 @@ class LayerRenderer:
             natural = None
             if settings.specificity:  # the layer's usual response to photos, at the size being rendered
                 natural = metrics.natural_means(extractor.model, settings.size, channels, relu=True)
-            objective = settings.objective(natural)
+            objective = build_objective(settings, natural)
         self.objective = objective
         # compute only each image's own filter of the target layer where the layer and objective allow it
         self._head = extractor.head if single_channel and self.objective.own_filter_only else None

@@ -12,6 +12,8 @@ matplotlib.use("Agg", force=False)  # no display needed; a no-op when a backend 
 
 from matplotlib.figure import Figure  # noqa: E402
 
+from .settings import FIGURE_WIDTHS  # noqa: E402
+
 __all__ = ["Figure"]
 
 
@@ -57,7 +59,6 @@ __all__ += ["attribution_figure"]
 # Geometry is computed in inches and every axes is placed by hand (fig.add_axes), so the page width is
 # exactly the width asked for (e.g. 7.16 in for a double column) and the same inputs give the same figure.
 
-FIGURE_WIDTHS = {"single": 3.5, "double": 7.16}  # = config.FIGURE_WIDTHS (config needs no matplotlib)
 
 
 class TileRow:
@@ -192,4 +193,4 @@ def compare_figure(panels: "list[tuple[str, list[TileRow]]]", **style) -> Figure
     return tile_figure(panels, **style)
 
 
-__all__ += ["TileRow", "tile_figure", "layer_figure", "rows_figure", "compare_figure", "FIGURE_WIDTHS"]
+__all__ += ["TileRow", "tile_figure", "layer_figure", "rows_figure", "compare_figure"]

@@ -14,9 +14,9 @@ import math
 
 import numpy as np
 
-__all__ = ["to_display", "to_model_space", "tile", "DISPLAY_MODES"]
+from .settings import DISPLAY_MODES
 
-DISPLAY_MODES = ("std", "range")
+__all__ = ["to_display", "to_model_space", "tile"]
 
 # 3x5 bitmap digits for filter-index labels.
 _DIGITS = {

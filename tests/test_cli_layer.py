@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from conftest import make_tiny_cnn
 
-from filterviz.cli import DEFAULT_MODEL, main
+from filterviz.cli import main
 from filterviz.models import DEFAULT_MODEL as MODELS_DEFAULT
+from filterviz.settings import DEFAULT_MODEL
 
 
 @pytest.fixture(scope="module")

@@ -60,3 +60,16 @@ def test_shipped_configs_are_valid():
         cfg = load_config(root / f"{name}.yaml")
         assert cfg.name == name
     assert load_config(root / "paper-figure.yaml").figure.width == 7.16
+
+
+def test_filters_use_the_one_filter_parser():
+    """Unquoted 8:16 is a YAML base-60 integer; it is read as the range it looks like, with the parser's messages."""
+    assert parse_config("filters: ' 8 :'\n", "c.yaml").filters == "8:"
+    assert parse_config("filters: [3, 5]\n", "c.yaml").filters == (3, 5)
+    assert _err("name: a\nfilters: 10:5\n") == (
+        "c.yaml:2: key 'filters': filter range '10:5' is reversed: the end is exclusive and must be above the "
+        "start, e.g. 5:10")
+    assert _err("filters: [1,\n  -2]\n").startswith("c.yaml:2: key 'filters': filter index -2 is out of range")
+    assert _err("filters: 3:3\n").startswith("c.yaml:1: key 'filters': filter range '3:3' is empty")
+    assert "'x:1'" in _err("sweep:\n  filters: ['0:4', 'x:1']\n")
+    assert "choose the columns" in _err("figure:\n  filters: '4:'\n")

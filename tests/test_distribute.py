@@ -10,7 +10,8 @@ import textwrap
 import numpy as np
 import tensorflow as tf
 
-from filterviz.ascent import LayerRenderer, RenderSettings
+from filterviz.ascent import LayerRenderer
+from filterviz.settings import RenderSettings
 from filterviz.models import feature_extractor
 
 SMALL = RenderSettings(size=24, steps=8, lr=5.0, segment=4, chunk=3)
@@ -43,7 +44,8 @@ def test_two_devices_split_the_filters(tmp_path):
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         sys.path.insert(0, sys.argv[1])
         from conftest import make_tiny_cnn
-        from filterviz.ascent import LayerRenderer, RenderSettings
+        from filterviz.ascent import LayerRenderer
+        from filterviz.settings import RenderSettings
         from filterviz.models import feature_extractor
         settings = RenderSettings(size=24, steps=8, lr=5.0, segment=4, chunk=2, precision=sys.argv[2])
         ex = feature_extractor(make_tiny_cnn(), "conv2")

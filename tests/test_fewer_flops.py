@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from filterviz import objectives
-from filterviz.ascent import LayerRenderer, RenderSettings
+from filterviz.ascent import LayerRenderer
+from filterviz.settings import RenderSettings
 from filterviz.errors import UserError
 from filterviz.models import channel_head, feature_extractor
 

@@ -66,7 +66,8 @@ def test_render_layer_on_a_fixed_size_model():
     """Robustness transforms crop; the metrics resize back so fixed-size models work."""
     import keras
 
-    from filterviz.ascent import RenderSettings, render_layer
+    from filterviz.ascent import render_layer
+    from filterviz.settings import RenderSettings
 
     inp = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c")(inp)

@@ -6,7 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from filterviz import objectives
-from filterviz.ascent import RenderSettings
+from filterviz.ascent import build_objective
+from filterviz.settings import RenderSettings
 
 
 def ctx(features: np.ndarray, filters: list[int]) -> objectives.Context:
@@ -39,8 +40,8 @@ def test_own_filter_only_survives_algebra():
 
 def test_settings_objective_adds_specificity():
     s = RenderSettings(specificity=2.0)
-    assert "others" in s.objective([1.0, 1.0]).name
-    assert "others" not in RenderSettings().objective().name
+    assert "others" in build_objective(s, [1.0, 1.0]).name
+    assert "others" not in build_objective(RenderSettings()).name
 
 
 def test_colourfulness_penalty_matches_the_metric_and_spares_grey():
@@ -66,8 +67,8 @@ def test_colourfulness_penalty_matches_the_metric_and_spares_grey():
 
 
 def test_settings_objective_adds_colour_penalty():
-    assert "colourfulness(50)" in RenderSettings(colour=1.0, colour_limit=50).objective().name
-    assert RenderSettings(colour=1.0).objective().own_filter_only
+    assert "colourfulness(50)" in build_objective(RenderSettings(colour=1.0, colour_limit=50)).name
+    assert build_objective(RenderSettings(colour=1.0)).own_filter_only
 
 
 def test_channel_top_is_the_mean_of_the_highest_values():

@@ -14,7 +14,6 @@ from .. import __version__
 
 __all__ = ["main"]
 
-DEFAULT_MODEL = "vgg16-hed"  # = models.DEFAULT_MODEL, kept here so parsing arguments needs no TensorFlow
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from . import DEFAULT_MODEL
+from ..settings import ATTRIBUTION_METHODS, DEFAULT_MODEL
 
 __all__ = ["add_parser", "run"]
 
-_METHODS = "saliency,guided,deconvnet,smoothgrad,gradient_x_input"  # = attribution.METHODS, without TensorFlow
 DEFAULT_SIZE = 224
 
 
@@ -17,7 +16,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("attribute", help="which pixels of an image a class or a filter depends on")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files")
     p.add_argument("--method", default="saliency,guided",
-                   help=f"one or more of {_METHODS}, comma-separated (default saliency,guided)")
+                   help=f"one or more of {','.join(ATTRIBUTION_METHODS)}, comma-separated (default saliency,guided)")
     p.add_argument("--target", required=True,
                    help="class:N (output unit N of a classifier), layer:NAME (mean of the layer), "
                         "layer:NAME:FILTER (mean of one filter's map) or layer:NAME:FILTER@Y,X (one unit)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import DEFAULT_MODEL
+from ..settings import DEFAULT_MODEL
 
 __all__ = ["add_parser", "run"]
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ..kernels import kernel_grid
     from ..models import load_model
     from ..files import ensure_dir, write_npz, write_png
-    from ..sweep import layer_dir
+    from ..results import layer_dir
 
     if args.max_inputs < 1:
         raise UserError(f"bad --inputs {args.max_inputs}: a positive number of input channels")

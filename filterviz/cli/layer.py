@@ -4,45 +4,27 @@ from __future__ import annotations
 
 import argparse
 
-from . import DEFAULT_MODEL
+from ..settings import DEFAULT_MODEL, PRESETS, SCHEMA, RenderSettings, preset
 
 
 def add_render_options(p: argparse.ArgumentParser) -> None:
-    """The render settings, shared by every command that renders filters. Unset options keep the preset's."""
+    """The render settings, shared by every command that renders filters: `--preset` and one option per
+    RenderSettings field, generated from its FieldSpec. Unset options (None) keep the preset's value."""
     g = p.add_argument_group("render settings (override the preset)")
-    g.add_argument("--preset", default="fast", help="fast, quality or lucid (default fast)")
-    g.add_argument("--size", type=int, help="image size in pixels")
-    g.add_argument("--steps", type=int, help="gradient-ascent steps")
-    g.add_argument("--lr", type=float, help="step size")
-    g.add_argument("--seed", type=int, help="random seed (same seed, same pictures)")
-    g.add_argument("--chunk", type=int, help="filters per batch (default: from --max-memory)")
-    g.add_argument("--max-memory", type=float, dest="max_memory_gb", help="activation memory budget in GB")
-    g.add_argument("--border", type=int, help="feature-map pixels left out of the objective on each side")
-    g.add_argument("--param", help="pixel, fourier or maco (phase only, with a photo's spectrum)")
-    g.add_argument("--contrast", type=float, help="maco only: the picture's contrast before the sigmoid (default 2)")
-    g.add_argument("--optimizer", help="normalized or adam")
-    g.add_argument("--transforms", help="none, standard (mirrored shift, zoom, rotation) or lucid (Lucid's recipe)")
-    g.add_argument("--tv", type=float, help="total-variation penalty weight")
-    g.add_argument("--specificity", type=float,
-                   help="weight of the penalty on the layer's other filters (relative to photos; quality uses 3)")
-    g.add_argument("--colour", type=float,
-                   help="weight of the penalty on colourfulness above --colour-limit (greyer, photo-like colours)")
-    g.add_argument("--colour-limit", type=float, help="colourfulness allowed without penalty (default 60)")
-    g.add_argument("--xla", action="store_true", default=None, help="compile the loop with XLA")
-    g.add_argument("--mirrored", action="store_true", default=None,
-                   help="split the filters across all visible GPUs (tf.distribute.MirroredStrategy)")
-    g.add_argument("--coarse", type=float, help="share of the steps run at half size (coarse to fine; default 0)")
-    g.add_argument("--precision", help="float32, mixed_float16, mixed_bfloat16 or auto (bfloat16 on CPUs with AMX)")
-    g.add_argument("--post-activation", action="store_false", dest="pre_activation", default=None,
-                   help="maximize the layer's output after its activation (default: before)")
-    g.add_argument("--no-labels", action="store_false", dest="labels", default=None, help="no filter numbers")
+    names = list(PRESETS)
+    g.add_argument("--preset", default="fast", help=f"{', '.join(names[:-1])} or {names[-1]} (default fast)")
+    for name, spec in SCHEMA.items():
+        text = spec.help.replace("%", "%%")  # argparse formats help with %
+        if spec.kind is bool:  # a switch to the value the default is not
+            action = "store_false" if spec.default else "store_true"
+            g.add_argument(spec.option, action=action, dest=name, default=None, help=text)
+        else:
+            g.add_argument(spec.option, dest=name, type=None if spec.kind is str else spec.kind, help=text)
 
 
-def settings_from_args(args: argparse.Namespace):
-    from ..ascent import RenderSettings, preset
-
-    fields = set(RenderSettings.__dataclass_fields__)
-    changes = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+def settings_from_args(args: argparse.Namespace) -> RenderSettings:
+    """The preset named by --preset with every render option that was given."""
+    changes = {k: v for k, v in vars(args).items() if k in SCHEMA and v is not None}
     return preset(args.preset, **changes)
 
 
@@ -79,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from ..ascent import LayerRenderer, select_filters
     from ..models import feature_extractor, load_model
     from ..files import ensure_dir
-    from ..sweep import layer_dir, render_into
+    from ..results import layer_dir, render_into
 
     settings = settings_from_args(args)
     lm = load_model(args.model, unsafe=args.unsafe)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import DEFAULT_MODEL
+from ..settings import DEFAULT_MODEL
 
 
 def add_parser(sub) -> None:
