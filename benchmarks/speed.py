@@ -22,7 +22,7 @@ passed as a tensor so that one trace serves every filter (the example retraces p
 make the baseline slower).
 
 FLOPs per filter-step are forward + input-gradient backward, taken as 2x the forward FLOPs that
-`filterviz.models.graph_cost` counts on the traced graph, of the work each approach really does: the loop and
+`filterviz.rewrites.graph_cost` counts on the traced graph, of the work each approach really does: the loop and
 "filterviz, full layer" compute every filter of the target layer; "filterviz" (the default) computes only
 each image's own filter there (models.ChannelHead); "coarse" runs a share of the steps at half size. The measured conv throughput is a large 3x3 conv2d
 forward and input-gradient backward in a `tf.function` (the same kind of work the ascent does).
@@ -44,8 +44,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from filterviz.ascent import LayerRenderer, RenderSettings, resolve_precision, select_filters  # noqa: E402
-from filterviz.models import feature_extractor, graph_cost, load_model  # noqa: E402
+from filterviz.ascent import LayerRenderer, resolve_precision  # noqa: E402
+from filterviz.settings import RenderSettings, select_filters  # noqa: E402
+from filterviz.models import feature_extractor, load_model  # noqa: E402
+from filterviz.rewrites import graph_cost  # noqa: E402
 
 
 def cpu_model() -> str:
@@ -233,7 +235,7 @@ def op_profile(renderer: LayerRenderer, filters: np.ndarray) -> list[str]:
     if eigen_pool_grad:
         out.append(f"note: {eigen_pool_grad} max-pool gradients ran in TensorFlow's Eigen kernel, not oneDNN's "
                    "(TensorFlow's rewrite does this in some processes; filterviz's loop avoids it where "
-                   "models.onednn_max_pool_available(), so this run is slower than it should be)")
+                   "rewrites.onednn_max_pool_available(), so this run is slower than it should be)")
     return out
 
 

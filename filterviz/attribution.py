@@ -39,6 +39,8 @@ import tensorflow as tf
 
 from .errors import UserError, suggest
 from .models import LoadedModel
+from .rewrites import clone_with, is_graph_model, producer
+from .settings import ATTRIBUTION_METHODS
 
 __all__ = [
     "RULES",
@@ -58,7 +60,7 @@ __all__ = [
 ]
 
 RULES = ("backprop", "deconvnet", "guided")
-METHODS = ("saliency", "guided", "deconvnet", "smoothgrad", "gradient_x_input")
+METHODS = ATTRIBUTION_METHODS  # re-exported under its old name
 _METHOD_RULE = {
     "saliency": "backprop",
     "guided": "guided",
@@ -102,7 +104,7 @@ def _act_name(act) -> str:
 
 def _output_layer(net: keras.Model):
     """The layer that makes the model's (first) output, looking inside nested models."""
-    layer = net.outputs[0]._keras_history.operation
+    layer = producer(net, net.outputs[0])
     if isinstance(layer, keras.Model) and getattr(layer, "outputs", None):
         return _output_layer(layer)
     return layer
@@ -112,7 +114,7 @@ def _as_keras(model: keras.Model | LoadedModel) -> keras.Model:
     net = model.model if isinstance(model, LoadedModel) else model
     if not isinstance(net, keras.Model):
         raise UserError(f"attribution needs a Keras model, got {type(net).__name__}")
-    if not isinstance(net, (keras.Sequential, keras.src.models.functional.Functional)):
+    if not is_graph_model(net):
         raise UserError(
             f"model '{net.name}' is a subclassed Keras model; attribution needs a Functional or Sequential model"
         )
@@ -154,7 +156,7 @@ def swap_relus(
         return new
 
     try:
-        copy = keras.models.clone_model(net, clone_function=clone, recursive=True)
+        copy = clone_with(net, clone, recursive=True)
     except UserError:
         raise
     except Exception as e:  # pragma: no cover - unusual graphs
@@ -164,10 +166,6 @@ def swap_relus(
             f"model '{net.name}' has no ReLU, so the '{rule}' rule changes nothing; "
             "use method 'saliency' (or a model with ReLU activations)"
         )
-    src, dst = net.get_weights(), copy.get_weights()
-    if len(src) != len(dst) or any(a.shape != b.shape for a, b in zip(src, dst)):  # pragma: no cover
-        raise RuntimeError(f"clone of '{net.name}' has a different weight layout")
-    copy.set_weights(src)
     return copy, swapped[0]
 
 

@@ -8,7 +8,6 @@ extractors share its layers read-only and copy only the layer whose activation t
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import socket
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ import keras
 import numpy as np
 
 from .errors import UserError, suggest
+from .rewrites import layer_calls
+from .settings import DEFAULT_MODEL
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -29,13 +30,8 @@ __all__ = [
     "model_names",
     "visual_layers",
     "feature_extractor",
-    "graph_cost",
-    "loop_model",
-    "onednn_max_pool_available",
-    "relu_pool_pairs",
 ]
 
-DEFAULT_MODEL = "vgg16-hed"
 HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)  # the Caffe means HED was trained with
 _VGG_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 _DOWNLOAD_TIMEOUT_S = 15.0
@@ -114,7 +110,7 @@ def channel_head(net: keras.Model, layer: str, pre_activation: bool = True) -> C
     target = net.get_layer(layer)
     if type(target) is not keras.layers.Conv2D or getattr(target, "groups", 1) != 1:
         return None
-    if target.data_format != "channels_last" or len(getattr(target, "_inbound_nodes", ())) != 1:
+    if target.data_format != "channels_last" or layer_calls(net, layer) != 1:
         return None
     sy, sx = target.strides
     dy, dx = target.dilation_rate
@@ -333,209 +329,3 @@ def feature_extractor(model: keras.Model | LoadedModel, layer: str, *, pre_activ
     copy.set_weights(target.get_weights())
     return Extractor(keras.Model(inputs, out), layer, int(shape[-1]), True, ((target, copy),), head=head)
 
-
-def graph_cost(model: keras.Model, size: int, channels: int = 3) -> tuple[float, int]:
-    """(forward FLOPs, forward activation bytes) of one image of `size` x `size`, read off the traced graph.
-
-    FLOPs count the multiply-adds of Conv2D, depthwise conv and MatMul ops (2 per multiply-add);
-    activation bytes add up every float tensor the forward pass produces.
-    """
-    import tensorflow as tf
-
-    fn = tf.function(lambda x: model(x, training=False))
-    graph = fn.get_concrete_function(tf.TensorSpec([1, size, size, channels], tf.float32)).graph
-    flops, nbytes = 0.0, 0
-    for op in graph.get_operations():
-        for out in op.outputs:
-            shape = out.shape
-            if out.dtype.is_floating and shape.rank is not None and shape.is_fully_defined():
-                nbytes += shape.num_elements() * out.dtype.size
-        if op.type in ("Conv2D", "DepthwiseConv2dNative"):
-            k = op.inputs[1].shape
-            out = op.outputs[0].shape
-            if k.is_fully_defined() and out.is_fully_defined():
-                per_out = k[0] * k[1] * (k[2] if op.type == "Conv2D" else 1)
-                flops += 2.0 * out.num_elements() * per_out
-        elif op.type in ("MatMul", "BatchMatMulV2"):
-            a, out = op.inputs[0].shape, op.outputs[0].shape
-            if a.is_fully_defined() and out.is_fully_defined():
-                flops += 2.0 * out.num_elements() * a[-1]
-    return flops, nbytes
-
-
-def _onednn_attrs(dtype, pool_size, strides, padding: str) -> dict:
-    from tensorflow.core.framework import attr_value_pb2
-
-    A = attr_value_pb2.AttrValue
-    return {
-        "T": A(type=dtype.as_datatype_enum),
-        "ksize": A(list=A.ListValue(i=[1, *pool_size, 1])),
-        "strides": A(list=A.ListValue(i=[1, *strides, 1])),
-        "padding": A(s=padding.upper().encode()),
-        "data_format": A(s=b"NHWC"),
-        "explicit_paddings": A(list=A.ListValue(i=[])),
-        "workspace_enabled": A(b=True),
-        "_kernel": A(s=b"MklNameChangeOp"),
-    }
-
-
-def _onednn_max_pool(x, pool_size, strides, padding: str):
-    """NHWC max-pooling with TensorFlow's oneDNN forward and gradient ops, paired explicitly (the forward's
-    workspace feeds the gradient). TensorFlow's own graph rewrite pairs them only in some processes and otherwise
-    leaves the gradient to its Eigen kernel, 2-4x slower, which made whole runs 10-50% slower at random."""
-    import tensorflow as tf
-
-    @tf.custom_gradient
-    def pool(x):
-        graph = tf.compat.v1.get_default_graph()
-        attrs = _onednn_attrs(x.dtype, pool_size, strides, padding)
-        y, workspace = graph._create_op_internal(
-            "_MklNativeMaxPool", [x], [x.dtype, tf.uint8], name="onednn_max_pool", attrs=attrs
-        ).outputs
-
-        def grad(dy):
-            return graph._create_op_internal(
-                "_MklNativeMaxPoolGrad", [x, y, dy, workspace], [x.dtype], name="onednn_max_pool_grad", attrs=attrs
-            ).outputs[0]
-
-        return y, grad
-
-    return pool(x)
-
-
-@functools.lru_cache(maxsize=None)
-def onednn_max_pool_available() -> bool:
-    """Whether oneDNN's max-pool ops can be called directly here: a TensorFlow with oneDNN on, and no GPU (they
-    are CPU ops). Checked once per process on a 4x4 image, values and gradient."""
-    import tensorflow as tf
-
-    if tf.config.list_logical_devices("GPU"):
-        return False
-    try:
-        with tf.device("/CPU:0"):
-            x = tf.reshape(tf.range(32.0), [2, 4, 4, 1])
-
-            @tf.function
-            def probe(x):
-                with tf.GradientTape() as tape:
-                    tape.watch(x)
-                    y = _onednn_max_pool(x, (2, 2), (2, 2), "valid")
-                    loss = tf.reduce_sum(y * y)
-                return y, tape.gradient(loss, x)
-
-            y, g = (t.numpy() for t in probe(x))
-        want = np.asarray([5, 7, 13, 15, 21, 23, 29, 31], np.float32)
-        return bool(np.array_equal(y.ravel(), want) and np.array_equal(g.ravel()[g.ravel() != 0], 2 * want))
-    except Exception:  # a build without oneDNN, or ops renamed in a later TensorFlow
-        return False
-
-
-class _LoopMaxPool(keras.layers.MaxPooling2D):
-    """MaxPooling2D for the ascent loop's clone: optionally run with oneDNN's own ops (_onednn_max_pool), and
-    optionally followed by the ReLU that fed it (relu_after_pool): max commutes with a non-decreasing function,
-    so the values and gradients are those of pooling the ReLU's output, with the ReLU on a quarter of the values."""
-
-    def __init__(self, *, relu: bool = False, onednn: bool = False, **config):
-        super().__init__(**config)
-        self.relu, self.onednn = relu, onednn
-
-    def call(self, inputs):
-        import tensorflow as tf
-
-        if self.onednn and self.data_format == "channels_last" and not tf.executing_eagerly():  # graph ops only
-            y = _onednn_max_pool(inputs, self.pool_size, self.strides, self.padding)
-        else:
-            y = super().call(inputs)
-        return keras.ops.relu(y) if self.relu else y
-
-
-def _is_relu(layer) -> bool:
-    """A layer whose output is relu(its linear part): a Conv2D/Dense with activation 'relu', or a plain ReLU."""
-    if type(layer) is keras.layers.ReLU:
-        cfg = layer.get_config()
-        return not cfg.get("max_value") and not cfg.get("negative_slope") and not cfg.get("threshold")
-    if type(layer) is keras.layers.Activation or isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
-        return getattr(layer.activation, "__name__", "") == "relu"
-    return False
-
-
-def relu_pool_pairs(model: keras.Model) -> dict[str, str]:
-    """{relu layer: max-pool layer} of `model` where the pool is the only consumer of the ReLU's output, so the
-    ReLU can run after the pool instead (see loop_model's `relu_after_pool`). Each layer is called once."""
-    consumers: dict[int, list] = {}
-    for layer in model.layers:
-        for node in layer._inbound_nodes:
-            for t in node.input_tensors:
-                consumers.setdefault(id(t), []).append(layer)
-    outputs = {id(t) for t in model.outputs}
-    names = {layer.name for layer in model.layers}
-    pairs = {}
-    for layer in model.layers:
-        if not _is_relu(layer) or len(layer._inbound_nodes) != 1:
-            continue
-        out = layer._inbound_nodes[0].output_tensors
-        if len(out) != 1 or id(out[0]) in outputs:
-            continue
-        users = [u for u in consumers.get(id(out[0]), []) if u.name in names]
-        if len(users) == 1 and type(users[0]) is keras.layers.MaxPooling2D and len(users[0]._inbound_nodes) == 1:
-            pairs[layer.name] = users[0].name
-    return pairs
-
-
-def loop_model(
-    model: keras.Model,
-    precision: str = "float32",
-    strategy=None,
-    *,
-    relu_after_pool: bool = False,
-    onednn_pool: bool = False,
-) -> keras.Model:
-    """The model the ascent loop runs: `model` itself where nothing below applies, else a clone (the user's model
-    is never changed) holding a copy of the weights; refresh them with `copy_weights(model, clone)` after the
-    source changes.
-
-    Under mixed precision the clone's layers compute in `precision` (a Keras dtype policy such as
-    'mixed_bfloat16'), with float32 variables and a float32 input.
-
-    With a tf.distribute `strategy` it is always a clone, made in the strategy's scope (mirrored weights).
-    With `relu_after_pool`, a ReLU followed only by a max-pool runs after it (relu_pool_pairs): the same values
-    and gradients, with the ReLU and its gradient on a quarter of the values. With `onednn_pool` (only where
-    onednn_max_pool_available()), max-pools run oneDNN's forward and gradient ops, paired explicitly.
-    """
-    pairs = relu_pool_pairs(model) if relu_after_pool else {}
-    pools = set(pairs.values())
-    onednn_pools = {layer.name for layer in model.layers if type(layer) is keras.layers.MaxPooling2D
-                    and layer.data_format == "channels_last"} if onednn_pool else set()
-    if precision == "float32" and strategy is None and not pairs and not onednn_pools:
-        return model
-
-    def clone_layer(layer):
-        config = dict(layer.get_config(), dtype=precision) if precision != "float32" else layer.get_config()
-        if layer.name in pairs:
-            if type(layer) is keras.layers.ReLU or type(layer) is keras.layers.Activation:
-                return keras.layers.Identity(name=layer.name, dtype=config.get("dtype"))
-            return type(layer).from_config(dict(config, activation="linear"))
-        if layer.name in pools or layer.name in onednn_pools:
-            return _LoopMaxPool(relu=layer.name in pools, onednn=layer.name in onednn_pools, **config)
-        return type(layer).from_config(config)
-
-    try:
-        with strategy.scope() if strategy is not None else contextlib.nullcontext():
-            clone = keras.models.clone_model(model, clone_function=clone_layer)
-    except Exception as e:  # e.g. a Lambda layer, whose code safe mode will not rebuild
-        reason = " ".join(str(e).split()).split(". ")[0][:160]
-        raise UserError(
-            f"the model cannot be copied to compute in {precision}"
-            f"{' on several devices' if strategy is not None else ''} ({reason}); use precision float32"
-        ) from None
-    copy_weights(model, clone)
-    return clone
-
-
-def copy_weights(source: keras.Model, target: keras.Model) -> None:
-    """Assign the source's weights to a clone of it (same layers, same order)."""
-    src, dst = source.weights, target.weights
-    if len(src) != len(dst) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(src, dst)):
-        raise ValueError("copy_weights: the models do not have the same weights")
-    for a, b in zip(src, dst):
-        b.assign(a)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from filterviz.ascent import LayerRenderer, RenderSettings
-from filterviz.models import feature_extractor, loop_model
+from filterviz.ascent import LayerRenderer
+from filterviz.settings import RenderSettings
+from filterviz.models import feature_extractor
+from filterviz.rewrites import loop_model
 
 
 def _render(model, precision: str, layer: str = "conv2", steps: int = 12):
