@@ -13,7 +13,8 @@ from filterviz.config import load_config
 from filterviz.errors import UserError
 from filterviz.figures import TileRow, layer_figure, rows_figure
 from filterviz.files import save_figure
-from filterviz.sweep import run_sweep, write_figure
+from filterviz.paper import write_figure
+from filterviz.sweep import run_sweep
 
 
 def _tiles(n: int, seed: int = 0) -> np.ndarray:

@@ -22,7 +22,9 @@ import pytest
 from conftest import make_tiny_cnn
 from filterviz.cli import main
 from filterviz.config import load_config
-from filterviz.sweep import job_finished, plan_jobs, read_partial, run_sweep
+from filterviz.jobs import job_finished, plan_jobs
+from filterviz.results import read_partial
+from filterviz.sweep import run_sweep
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 VOLATILE = ("seconds", "versions")  # metrics.json fields that differ between equal runs
@@ -155,12 +157,12 @@ def test_sigint_stops_sweep_with_summary_and_rerun_resumes(tmp_path, model_path,
 
 def test_interrupt_inside_a_sweep_job_keeps_its_finished_filters(tmp_path, model_path, reference, monkeypatch):
     """Ctrl-C after the first chunk of the third job: that job is saved partial, and the re-run finishes it."""
-    from filterviz import ascent
+    from filterviz import results
     from filterviz.errors import Interrupted
 
     ref, _ = reference
     cfg = load_config(_sweep_config(tmp_path, model_path))
-    real = ascent.render_layer
+    real = results.render_layer
     calls: list[tuple[int, int]] = []  # (filters already done, filters asked for) per call
     fired: list[bool] = []
 
@@ -178,7 +180,7 @@ def test_interrupt_inside_a_sweep_job_keeps_its_finished_filters(tmp_path, model
             kwargs["on_chunk"] = on_chunk
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ascent, "render_layer", render_layer)
+    monkeypatch.setattr(results, "render_layer", render_layer)
     with pytest.raises(Interrupted) as e:
         run_sweep(cfg, quiet=True)
     job = plan_jobs(cfg)[2]
@@ -225,7 +227,7 @@ def test_sigint_during_layer_saves_partial_then_resumes(tmp_path, model_path, ca
     assert (out / "grid.png").is_file() and not _hidden(out)
 
     # what a re-run may resume from: only the same request and settings
-    from filterviz.ascent import preset
+    from filterviz.settings import preset
 
     settings = preset("fast", size=16, steps=100, chunk=1)
     assert read_partial(out, meta["request"], settings).filters.tolist() == meta["request"]["filters"][:n]

@@ -10,7 +10,7 @@ import keras
 import pytest
 
 from filterviz import ascent, models
-from filterviz import sweep as sweep_module
+from filterviz import results as results_module
 from filterviz.config import load_config
 from filterviz.sweep import run_sweep
 
@@ -56,7 +56,7 @@ def test_twenty_layers_in_one_process_memory_flat_traces_released(tmp_path, monk
 
     rss: dict[int, float] = {}
     alive_at_end: list[int] = []
-    real_save = sweep_module.save_layer
+    real_save = results_module.save_layer
 
     def save(*args, **kwargs):
         written = real_save(*args, **kwargs)
@@ -68,7 +68,7 @@ def test_twenty_layers_in_one_process_memory_flat_traces_released(tmp_path, monk
 
     monkeypatch.setattr(ascent, "LayerRenderer", Tracked)
     monkeypatch.setattr(models, "load_model", load)
-    monkeypatch.setattr(sweep_module, "save_layer", save)
+    monkeypatch.setattr(results_module, "save_layer", save)
     report = run_sweep(load_config(cfg_path), quiet=True)
 
     assert len(report.rendered) == 2 * LAYERS and len(renderers) == 2 * LAYERS and len(loaded) == 2

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from conftest import make_tiny_cnn
-from filterviz import ascent
+from filterviz import results
 from filterviz.cli import main
 from filterviz.config import load_config
 from filterviz.errors import UserError
-from filterviz.sweep import parse_shard, plan_jobs, run_sweep, shard_jobs
+from filterviz.jobs import parse_shard, plan_jobs, shard_jobs
+from filterviz.sweep import run_sweep
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +52,14 @@ def test_bad_layer_glob_names_line(tmp_path, model_path):
     p = _config(tmp_path, model_path).read_text().replace("layers: all-conv", "layers: [conv1, blk*]")
     (tmp_path / "g.yaml").write_text(p)
     with pytest.raises(UserError, match=r"g\.yaml:3: key 'layers'.*blk\*"):
-        plan_jobs(load_config(tmp_path / "g.yaml"), __import__("filterviz.sweep").sweep.ModelCache())
+        plan_jobs(load_config(tmp_path / "g.yaml"), __import__("filterviz.jobs").jobs.ModelCache())
 
 
 def test_rerun_skips_finished_and_redoes_unfinished(tmp_path, model_path, monkeypatch):
     cfg = load_config(_config(tmp_path, model_path))
     calls = []
-    real = ascent.render_layer
-    monkeypatch.setattr(ascent, "render_layer", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    real = results.render_layer
+    monkeypatch.setattr(results, "render_layer", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
     first = run_sweep(cfg, quiet=True)
     assert len(first.rendered) == 6 and len(calls) == 6
     assert (cfg.root / "manifest.json").is_file()

@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..errors import UserError
-    from ..sweep import write_figure
+    from ..paper import write_figure
 
     cfg = load_config(args.config)
     if cfg.figure is None:

@@ -19,7 +19,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from ..config import load_config
-    from ..sweep import parse_shard, run_sweep
+    from ..jobs import parse_shard
+    from ..sweep import run_sweep
 
     shard = parse_shard(args.shard)  # check the arguments before reading anything
     cfg = load_config(args.config)

@@ -1,0 +1,154 @@
+"""Saving and resuming one layer's result: outputs/<model>/<layer>/ with grid.png, images.npz, metrics.json.
+
+metrics.json is written last and marks the folder done; an interrupted render saves the filters it finished as
+a partial result ("complete": false) that a re-run of the same request resumes from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .ascent import ChunkOutput, render_layer
+from .errors import Interrupted
+from .files import clean_temps, ensure_dir, plain, read_json, safe_name, versions, write_json, write_npz, write_png
+
+__all__ = ["LAYER_FILES", "layer_dir", "save_layer", "read_partial", "render_into"]
+
+LAYER_FILES = ("grid.png", "images.npz", "metrics.json")
+
+
+def layer_dir(root: str | os.PathLike, model: str, layer: str) -> Path:
+    """outputs/<model>/<layer>/ with both names made safe."""
+    return Path(root) / safe_name(model) / safe_name(layer)
+
+
+def _summary(result) -> dict:
+    """The per-layer summary stored in metrics.json: counts and medians over the filters."""
+    rows = result.metrics
+    return {
+        "filters": len(result.filters),
+        "dead": int(sum(r["dead"] for r in rows)),
+        "nonfinite": int(sum(r["nonfinite"] for r in rows)),
+        "rescued": int(sum(r.get("rescued", False) for r in rows)),
+        "median_activation": float(np.median(result.activations)),
+        "median_specificity_rank": float(np.median([r["specificity_rank"] for r in rows])),
+        "median_robustness": float(np.median([r["robustness"] for r in rows])),
+        "median_hf_share": float(np.median([r["hf_share"] for r in rows])),
+        "median_colourfulness": float(np.median([r["colourfulness"] for r in rows])),
+    }
+
+
+def save_layer(result, out_dir: str | os.PathLike, *, complete: bool = True, request: dict | None = None) -> list[Path]:
+    """Write grid.png, images.npz and metrics.json for a LayerResult; metrics.json last, as the 'done' mark.
+
+    `complete=False` marks a partial result (the filters finished before an interrupt); `request` (what was
+    asked: model, layer, filters...) is stored so that a re-run can tell whether it may resume from it.
+    """
+    out = ensure_dir(out_dir)
+    written = [
+        write_png(out / "grid.png", result.grid),
+        write_npz(
+            out / "images.npz",
+            images=result.images.astype(np.float32),
+            display=result.display,
+            filters=result.filters,
+            activations=result.activations.astype(np.float32),
+            trace=result.trace.astype(np.float32),
+        ),
+    ]
+    meta = {
+        "model": result.model,
+        "layer": result.layer,
+        "seed": result.settings.seed,
+        "settings": dataclasses.asdict(result.settings),
+        "input_range": list(result.input_range),
+        "seconds": round(result.seconds, 3),
+        "complete": bool(complete),
+        "request": request,
+        "versions": versions(),
+        "summary": _summary(result),
+        "filters": result.metrics,
+    }
+    written.append(write_json(out / "metrics.json", meta))
+    return written
+
+
+def read_partial(out_dir: str | os.PathLike, request: dict, settings) -> ChunkOutput | None:
+    """The filters an earlier run finished in `out_dir` for the same request and settings, as a ChunkOutput
+    (`filters` set), or None when there are none. Filters that needed a numerical retry are left out (redone)."""
+    out = Path(out_dir)
+    meta = read_json(out / "metrics.json")
+    if not isinstance(meta, dict) or meta.get("request") != plain(request):
+        return None
+    if meta.get("settings") != plain(dataclasses.asdict(settings)):
+        return None
+    try:
+        with np.load(out / "images.npz") as z:
+            images, trace, filters = z["images"], z["trace"], z["filters"].astype(np.int32)
+        rows = meta["filters"]
+        if [r["filter"] for r in rows] != filters.tolist() or len(images) != len(rows):
+            return None
+        keep = np.asarray([not (r["nonfinite"] or r["retried"] or r.get("rescued", False)) for r in rows], bool)
+        scores = np.asarray([r["objective_end"] for r in rows], np.float32)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not keep.any():
+        return None
+    return ChunkOutput(images[keep], scores[keep], trace[keep], np.zeros(int(keep.sum()), bool), filters[keep])
+
+
+def _clean_layer_temps(out: Path) -> None:
+    """Remove the temp files a killed write of this layer folder may have left."""
+    for name in LAYER_FILES:
+        clean_temps(out, f".{name}.")
+    clean_temps(out, ".probe-")
+
+
+def _save_interrupted(lm, layer, filters, settings, out: Path, request: dict, renderer, prior, parts) -> str:
+    """After Ctrl-C: save what finished (prior result + new chunks) as a partial result; the summary line."""
+    finished = ([] if prior is None else [prior]) + parts
+    have = set() if not finished else set(ChunkOutput.concat(finished).filters.tolist())
+    kept = [int(f) for f in filters if int(f) in have]
+    if parts:  # something new to save (a prior result is already on disk)
+        partial = render_layer(lm, layer, kept, settings, renderer=renderer, done=ChunkOutput.concat(finished),
+                               rescue=False)  # no new rendering after Ctrl-C; a resumed run rescues
+        save_layer(partial, out, complete=len(kept) == len(filters), request=request)
+    _clean_layer_temps(out)
+    where = f", saved in {out}/ (partial)" if kept else ", nothing written"
+    return f"{len(kept)} of {len(filters)} filters of layer '{layer}' finished{where}; run the same command again to resume"
+
+
+def render_into(
+    lm,
+    layer: str,
+    filters: np.ndarray,
+    settings,
+    out_dir: str | os.PathLike,
+    *,
+    request: dict,
+    renderer=None,
+    quiet: bool = True,
+    force: bool = False,
+):
+    """Render `filters` of `layer` and save them in `out_dir`, resuming from a partial result there.
+
+    Filters an earlier run finished there for the same `request` and settings are not rendered again (unless
+    `force`). On Ctrl-C or SIGTERM the finished filters are saved as a partial result (metrics.json says
+    "complete": false), temp files are removed, and `Interrupted` is raised with a one-line summary.
+    Returns (result, how many filters were reused).
+    """
+    out = ensure_dir(out_dir)
+    _clean_layer_temps(out)
+    prior = None if force else read_partial(out, request, settings)
+    parts: list = []
+    try:
+        result = render_layer(lm, layer, filters, settings, renderer=renderer, quiet=quiet, done=prior,
+                              on_chunk=parts.append)
+    except KeyboardInterrupt:
+        raise Interrupted(_save_interrupted(lm, layer, filters, settings, out, request, renderer, prior, parts)) from None
+    save_layer(result, out, request=request)
+    return result, 0 if prior is None else len(prior.filters)
