@@ -10,28 +10,24 @@ per step.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from . import grid, metrics, objectives, params, transforms
+from . import metrics, objectives, params, transforms
 from .errors import UserError
-from .models import Extractor, LoadedModel, feature_extractor, load_model
+from .models import Extractor
 from .rewrites import copy_weights, graph_cost, loop_model, onednn_max_pool_available
-from .settings import RenderSettings, select_filters
+from .settings import RenderSettings
 
 __all__ = [
     "build_objective",
     "LayerRenderer",
     "ChunkOutput",
-    "LayerResult",
-    "render_layer",
     "auto_chunk",
     "resolve_precision",
 ]
@@ -125,72 +121,90 @@ class LayerRenderer:
         max_filters: int | None = None,
         single_channel: bool = True,
         strategy: tf.distribute.Strategy | None = None,
+        photos: metrics.NaturalPhotos | None = None,
     ) -> None:
-        self.extractor = extractor
+        self.extractor, self.settings, self.input_range = extractor, settings, input_range
         if strategy is None and settings.mirrored:  # split the filters across all visible GPUs (or the CPU)
             strategy = tf.distribute.MirroredStrategy()
         self.strategy = strategy
         self.replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-        self.settings = settings
-        self.input_range = input_range
+        # the layer's usual response to photos at this size: shared with the caller's metrics where it has them
+        self.photos = photos if photos is not None else metrics.NaturalPhotos(settings.size, channels)
         self.default_objective = objective is None  # the settings' own objective (not a caller's)
         self._single_channel_allowed = single_channel
-        if objective is None:
-            natural = None
-            if settings.specificity:  # the layer's usual response to photos, at the size being rendered
-                natural = metrics.natural_means(extractor.model, settings.size, channels, relu=True)
-            objective = build_objective(settings, natural)
-        self.objective = objective
+        self.objective = objective if objective is not None else self._settings_objective()
         # compute only each image's own filter of the target layer where the layer and objective allow it
         self._head = extractor.head if single_channel and self.objective.own_filter_only else None
         self._source = self._head.trunk if self._head is not None else extractor.model
-        # the loop runs a clone of the extractor: computing in float16/bfloat16 under mixed precision (images stay
-        # float32), with each ReLU that feeds a max-pool moved after it (same values, less memory traffic), and on
-        # CPUs with max-pools whose oneDNN gradient is always used (TensorFlow's rewrite sometimes falls back)
-        self.precision = resolve_precision(settings.precision)
-        try:
-            self._model = loop_model(self._source, self.precision, strategy=strategy, relu_after_pool=True,
-                                          onednn_pool=onednn_max_pool_available())
-        except UserError as e:
-            if (settings.precision != "auto" and self.precision != "float32") or strategy is not None:
-                raise UserError(f"layer '{extractor.layer}': {e}") from None
-            self.precision = "float32"  # 'auto' only picks bfloat16 where the model can be copied to it
-            self._model = self._source
+        self._model = self._loop_model()
         self._loss_scale = 1024.0 if self.precision == "mixed_float16" else 1.0
-        chunk = settings.chunk or auto_chunk(extractor, settings.size, channels, settings.max_memory_gb,
-                                             precision=self.precision)
-        if max_filters:  # balance the chunks so the padded last one wastes little
-            per_replica = math.ceil(max_filters / self.replicas)
-            chunk = math.ceil(per_replica / math.ceil(per_replica / chunk))
-        self.chunk = chunk
-        self.batch = chunk * self.replicas
-        magnitude = None
-        if settings.param == "maco":  # the sample photo's spectrum at this size
-            magnitude = params.natural_magnitude(metrics.natural_crops(settings.size, channels))
-        self.param = params.Parameterization(settings.param, settings.size, channels, decay=settings.decay,
-                                             magnitude=magnitude, contrast=settings.contrast)
+        self.chunk = self._chunk(channels, max_filters)
+        self.batch = self.chunk * self.replicas
+        self.param = params.Parameterization(
+            settings.param, settings.size, channels, decay=settings.decay, contrast=settings.contrast,
+            magnitude=self.photos.magnitude if settings.param == "maco" else None,  # the photos' spectrum
+        )
         self.transform = {"standard": transforms.standard, "lucid": transforms.lucid}.get(
             settings.transforms, lambda size: transforms.compose()
         )(settings.size)
+        self._make_variables()
+        self.traces = 0
+        self._compile()
+
+    # -- construction steps ------------------------------------------------------------------------
+    def _settings_objective(self) -> objectives.Objective:
+        natural = None
+        if self.settings.specificity:  # each filter's usual response to photos (of its positive part)
+            natural = self.photos.means(self.extractor.model, relu=True)
+        return build_objective(self.settings, natural)
+
+    def _loop_model(self) -> tf.keras.Model:
+        """The loop runs a clone of the extractor: computing in float16/bfloat16 under mixed precision (images
+        stay float32), with each ReLU that feeds a max-pool moved after it (same values, less memory traffic),
+        and on CPUs with max-pools whose oneDNN gradient is always used (TensorFlow's rewrite sometimes falls
+        back). Sets `precision`: 'auto' falls back to float32 where the model cannot be copied to bfloat16."""
+        self.precision = resolve_precision(self.settings.precision)
+        try:
+            return loop_model(self._source, self.precision, strategy=self.strategy, relu_after_pool=True,
+                              onednn_pool=onednn_max_pool_available())
+        except UserError as e:
+            if (self.settings.precision != "auto" and self.precision != "float32") or self.strategy is not None:
+                raise UserError(f"layer '{self.extractor.layer}': {e}") from None
+            self.precision = "float32"
+            return self._source
+
+    def _chunk(self, channels: int, max_filters: int | None) -> int:
+        """Images per replica per call: from the settings or the memory budget, balanced so that the padded
+        last chunk of `max_filters` wastes little."""
+        s = self.settings
+        chunk = s.chunk or auto_chunk(self.extractor, s.size, channels, s.max_memory_gb, precision=self.precision)
+        if max_filters:
+            per_replica = math.ceil(max_filters / self.replicas)
+            chunk = math.ceil(per_replica / math.ceil(per_replica / chunk))
+        return chunk
+
+    def _make_variables(self) -> None:
         shape = [self.chunk] + self.param.shape
-        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        with self.strategy.scope() if self.strategy is not None else contextlib.nullcontext():
             # per replica (sync on read): each replica keeps and updates its own images
             local = dict(trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
-                         aggregation=tf.VariableAggregation.NONE) if strategy is not None else dict(trainable=False)
+                         aggregation=tf.VariableAggregation.NONE) if self.strategy is not None else dict(trainable=False)
             self._p = tf.Variable(tf.zeros(shape), name="params", **local)
             self._m = tf.Variable(tf.zeros(shape), name="adam_m", **local)
             self._v = tf.Variable(tf.zeros(shape), name="adam_v", **local)
             self._bad = tf.Variable(tf.zeros([self.chunk], tf.bool), name="nonfinite", **local)
-        self.traces = 0
+
+    def _compile(self) -> None:
+        """The tf.functions, each with a fixed signature so it is traced once: init, one compiled loop per
+        resolution (full size, and half size for the first `coarse` share of the steps), and the final score."""
         ids = tf.TensorSpec([self.batch], tf.int32)
         scalar = tf.TensorSpec([], tf.int32)
         self._init_fn = tf.function(self._replicated(self._init), input_signature=[ids])
         signature = [ids, scalar, scalar, tf.TensorSpec([], tf.float32)]
-        # one compiled loop per resolution: full size, and half size for the first `coarse` share of the steps
-        self._coarse_steps = int(round(settings.coarse * settings.steps))
+        self._coarse_steps = int(round(self.settings.coarse * self.settings.steps))
         self._segment_fns = {
             coarse: tf.function(self._replicated(functools.partial(self._segment, coarse=coarse)),
-                                input_signature=signature, jit_compile=settings.xla)
+                                input_signature=signature, jit_compile=self.settings.xla)
             for coarse in ((False, True) if self._coarse_steps else (False,))
         }
         self._final_fn = tf.function(self._replicated(self._final), input_signature=[ids])
@@ -305,7 +319,7 @@ class LayerRenderer:
         return LayerRenderer(
             self.extractor, self.settings.replace(**changes), channels=self.param.channels,
             input_range=self.input_range, objective=objective or self.objective, max_filters=max_filters,
-            single_channel=self._single_channel_allowed, strategy=self.strategy,
+            single_channel=self._single_channel_allowed, strategy=self.strategy, photos=self.photos,
         )
 
     def render(
@@ -340,170 +354,3 @@ class LayerRenderer:
             np.concatenate(out_images), np.concatenate(out_scores), np.concatenate(out_traces),
             np.concatenate(out_bad),
         )
-
-
-@dataclass(frozen=True)
-class LayerResult:
-    """Everything render_layer produced for one layer. `metrics` has one row (a dict) per filter."""
-
-    model: str
-    layer: str
-    filters: np.ndarray
-    images: np.ndarray
-    display: np.ndarray
-    grid: np.ndarray
-    activations: np.ndarray
-    trace: np.ndarray
-    metrics: list[dict]
-    settings: RenderSettings
-    seconds: float
-    input_range: tuple[float, float]
-
-
-def render_layer(
-    model: str | LoadedModel,
-    layer: str,
-    filters: str | Sequence[int] | None = None,
-    settings: RenderSettings | None = None,
-    *,
-    objective: objectives.Objective | None = None,
-    renderer: LayerRenderer | None = None,
-    quiet: bool = True,
-    done: ChunkOutput | None = None,
-    on_chunk: Callable[[ChunkOutput], None] | None = None,
-    rescue: bool = True,
-) -> LayerResult:
-    """Render `filters` (default: all) of `layer` and tile them into a grid.
-
-    Returns the images in model-input space, what the user sees (uint8), the final post-activation of each
-    filter measured on the displayed picture, the loss traces and one metrics row per filter (with the
-    quality metrics of `filterviz.metrics`). Filters whose
-    image or gradient became non-finite are re-run with a 10x smaller step and flagged in the metrics.
-
-    Resuming: `done` holds earlier results (same settings) of some of the filters, named by `done.filters`;
-    only the others are rendered, and the result covers all. `on_chunk(part)` gets each chunk as soon as it is
-    finished (with `part.filters` set), so a caller can keep them when the run is interrupted.
-
-    With the normalized optimizer, filters dead on their displayed picture are re-run once with Adam and kept if
-    that does better (`rescued` in the metrics); `rescue=False` skips this (e.g. when saving after Ctrl-C).
-    """
-    settings = settings or RenderSettings()
-    lm = load_model(model)
-    if lm.fixed_size is not None and lm.fixed_size != (settings.size, settings.size):
-        raise UserError(
-            f"model '{lm.name}' takes only {lm.fixed_size[0]}x{lm.fixed_size[1]} images; "
-            f"set size to {lm.fixed_size[0]} (got {settings.size})"
-        )
-    t0 = time.perf_counter()
-    if renderer is None:
-        extractor = feature_extractor(lm, layer, pre_activation=settings.pre_activation)
-        idx = select_filters(filters, extractor.filters, layer)
-        renderer = LayerRenderer(
-            extractor, settings, channels=lm.channels, input_range=lm.input_range, objective=objective,
-            max_filters=len(idx),
-        )
-    idx = select_filters(filters, renderer.extractor.filters, layer)
-    have = set() if done is None else {int(f) for f in done.filters}
-    todo = np.asarray([f for f in idx if int(f) not in have], np.int32)
-    parts = [] if done is None else [done]
-
-    bar = None
-    if not quiet:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(idx), initial=len(idx) - len(todo), desc=layer, unit="filter", leave=False,
-                   dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}]")
-    try:
-        while len(todo):  # one chunk per call, the same chunks as one call over `todo`
-            ids, before = todo[: renderer.batch], bar.n if bar is not None else 0
-            try:
-                part = renderer.render(ids, progress=bar.update if bar is not None else None)
-            except tf.errors.ResourceExhaustedError:
-                if renderer.chunk == 1:
-                    raise UserError(
-                        f"out of memory rendering layer '{layer}' even one filter at a time at size "
-                        f"{settings.size}; use a smaller size"
-                    ) from None
-                renderer = renderer.variant(chunk=renderer.chunk // 2)  # halve the batch and go on
-                if bar is not None:
-                    bar.update(before - bar.n)
-                continue
-            parts.append(dataclasses.replace(part, filters=ids))
-            todo = todo[len(ids) :]
-            if on_chunk is not None:
-                on_chunk(parts[-1])
-    finally:
-        if bar is not None:
-            bar.close()
-    out = ChunkOutput.concat(parts)
-    where = {int(f): k for k, f in enumerate(out.filters)}  # a later part wins
-    order = np.asarray([where[int(f)] for f in idx])
-    images, scores, trace, bad = out.images[order], out.scores[order], out.trace[order], out.nonfinite[order]
-    retried = np.zeros(len(idx), bool)
-    if bad.any():  # numerical fault: redo those filters with a smaller step
-        redo = renderer.render(idx[bad], lr=settings.lr / 10.0)
-        images, scores, trace = images.copy(), scores.copy(), trace.copy()
-        images[bad], scores[bad], trace[bad] = redo.images, redo.scores, redo.trace
-        retried = bad.copy()
-        bad = np.zeros_like(bad)
-        bad[retried] = redo.nonfinite
-    finite = np.isfinite(images).all(axis=(1, 2, 3))
-    bad |= ~finite
-    images = np.where(finite[:, None, None, None], images, np.float32(np.mean(lm.input_range)))
-
-    post = feature_extractor(lm, layer, pre_activation=False)
-
-    def measure(imgs: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, dict]:
-        shown_uint8 = grid.to_display(imgs, lm.input_range, settings.display_mode)
-        shown = grid.to_model_space(shown_uint8, lm.input_range)
-        return shown_uint8, metrics.quality_metrics(post, shown, shown_uint8, ids, batch=renderer.chunk,
-                                                    seed=settings.seed)
-
-    display, quality = measure(images, idx)
-    rescued = np.zeros(len(idx), bool)
-    rescuer = None
-    if rescue and quality["dead"].any():
-        dead = np.flatnonzero(quality["dead"])
-        if settings.optimizer == "normalized":
-            # a filter that a large normalized step overshoots at the start (its objective falls and never
-            # recovers) is re-run with Adam, which takes small steps while the gradient is erratic
-            rescuer = renderer.variant(max_filters=len(dead), optimizer="adam", lr=0.05, chunk=None)
-        elif renderer.default_objective:
-            # a filter negative everywhere on the pictures the parameterization can make (MaCo's have a fixed
-            # contrast) gets twice the steps on the mean of its map's top 5%: making some places positive first
-            rescuer = renderer.variant(max_filters=len(dead), objective=objectives.channel_top(0.05),
-                                       steps=2 * settings.steps, chunk=None)
-    if rescuer is not None:
-        redo = rescuer.render(idx[dead])
-        redo_display, redo_quality = measure(redo.images, idx[dead])
-        better = redo_quality["activation"] > quality["activation"][dead]
-        for j, k in enumerate(dead):
-            if better[j] and np.isfinite(redo.images[j]).all():
-                # the rescue's own objective; of a longer rescue, its last `steps` steps
-                images[k], scores[k], display[k] = redo.images[j], redo.scores[j], redo_display[j]
-                trace[k] = redo.trace[j][-trace.shape[1]:]
-                for key in quality:
-                    quality[key][k] = redo_quality[key][j]
-                rescued[k] = True
-    activations = quality["activation"]
-    seconds = time.perf_counter() - t0
-    rows = [
-        {
-            "filter": int(f),
-            "activation": float(quality["activation"][k]),
-            "dead": bool(quality["dead"][k]),
-            "specificity_rank": int(quality["specificity_rank"][k]),
-            "robustness": float(quality["robustness"][k]),
-            "hf_share": float(quality["hf_share"][k]),
-            "colourfulness": float(quality["colourfulness"][k]),
-            "objective_start": float(trace[k, 0]),
-            "objective_end": float(scores[k]),
-            "nonfinite": bool(bad[k]),
-            "retried": bool(retried[k]),
-            "rescued": bool(rescued[k]),
-        }
-        for k, f in enumerate(idx)
-    ]
-    tiles = grid.tile(display, labels=[int(i) for i in idx] if settings.labels else None)
-    return LayerResult(lm.name, layer, idx, images, display, tiles, activations, trace, rows, settings, seconds,
-                       lm.input_range)

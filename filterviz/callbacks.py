@@ -7,9 +7,10 @@ end of training `evolution.gif`, an animation of all snapshots (plus the startin
 taken before the first epoch).
 
 mode "activation": the picture each filter responds to most (activation maximization), rendered by the
-compiled engine `ascent.LayerRenderer`. The renderer and its feature extractor are built once when training
-starts; the extractor shares the training model's layers (so it sees the new weights), its one copied layer is
-re-synced each snapshot, and the compiled loop is traced once for the whole run.
+compiled engine, prepared once by `render.prepare_render` when training starts (a model with a fixed input
+size renders at that size unless `settings` say otherwise). The extractor shares the training model's layers
+(so it sees the new weights), its one copied layer is re-synced each snapshot, and the compiled loop is traced
+once for the whole run.
 mode "kernels": the layer's raw weights (`kernels.kernel_grid`: symmetric per-filter scaling, zero is grey).
 """
 
@@ -23,10 +24,11 @@ import keras
 import numpy as np
 
 from . import files, grid
-from .ascent import LayerRenderer, RenderSettings, select_filters
 from .errors import UserError
 from .kernels import kernel_grid
-from .models import LoadedModel, feature_extractor
+from .models import LoadedModel
+from .render import RenderPlan, prepare_render
+from .settings import RenderSettings, select_filters
 
 __all__ = ["FilterSnapshots", "MODES"]
 
@@ -67,33 +69,21 @@ class FilterSnapshots(keras.callbacks.Callback):
         self.input_range = tuple(input_range)
         self.max_inputs = max_inputs
         self.gif_ms = gif_ms
-        self.renderer: LayerRenderer | None = None
+        self.plan: RenderPlan | None = None  # the prepared render, kept across fits of the same model
         self.frames: list[np.ndarray] = []
         self.written: list[Path] = []
         self._idx: np.ndarray | None = None
-        self._lm: LoadedModel | None = None
 
     # -- setup -----------------------------------------------------------------------------------------
-    def _settings(self) -> RenderSettings:
-        settings = self.settings or RenderSettings(size=64, steps=20)
-        shape = self.model.inputs[0].shape
-        if shape[1] is not None and shape[1] == shape[2] and shape[1] != settings.size:
-            settings = settings.replace(size=int(shape[1]))
-        return settings
-
     def on_train_begin(self, logs=None) -> None:
         files.ensure_dir(self.out_dir)
         self.frames, self.written = [], []
-        self._lm = LoadedModel(self.model.name, self.model, self.input_range)
+        lm = LoadedModel(self.model.name, self.model, self.input_range)
         if self.mode == "activation":
-            settings = self._settings()
-            extractor = feature_extractor(self._lm, self.layer, pre_activation=settings.pre_activation)
-            self._idx = select_filters(self.filters, extractor.filters, self.layer)
-            if self.renderer is None or self.renderer.extractor.model is not extractor.model:
-                self.renderer = LayerRenderer(
-                    extractor, settings, channels=self._lm.channels, input_range=self.input_range,
-                    max_filters=len(self._idx),
-                )
+            if self.plan is None or self.plan.model.model is not self.model:
+                settings = self.settings or RenderSettings(size=64, steps=20)
+                self.plan = prepare_render(lm, self.layer, self.filters, settings, size_from_model=self.settings is None)
+            self._idx = self.plan.filters
         else:
             weights = self._kernel()
             self._idx = select_filters(self.filters, weights.shape[-1], self.layer)
@@ -112,9 +102,9 @@ class FilterSnapshots(keras.callbacks.Callback):
     # -- per epoch -------------------------------------------------------------------------------------
     def _snapshot(self, epoch: int) -> None:
         if self.mode == "activation":
-            self.renderer.extractor.sync()  # refresh the copied (pre-activation) layer; the rest is shared
-            settings = self.renderer.settings
-            images = self.renderer.render(self._idx).images
+            renderer, settings = self.plan.renderer, self.plan.settings
+            renderer.extractor.sync()  # refresh the copied (pre-activation) layer; the rest is shared
+            images = renderer.render(self._idx).images
             images = np.where(np.isfinite(images), images, np.float32(np.mean(self.input_range)))
             display = grid.to_display(images, self.input_range, settings.display_mode)
             picture = grid.tile(display, labels=[int(i) for i in self._idx] if settings.labels else None)

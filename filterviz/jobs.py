@@ -19,6 +19,7 @@ import yaml
 from . import models
 from .errors import UserError, suggest
 from .files import jsonable, read_json, safe_name
+from .render import fit_size
 from .settings import ALL_CONV, select_filters
 
 __all__ = [
@@ -164,11 +165,11 @@ def plan_jobs(cfg, cache: ModelCache | None = None) -> list[Job]:
                 filters = cfg.filters_for(point)
                 selected = None
                 if count is not None:
-                    if lm.fixed_size is not None and lm.fixed_size != (settings.size, settings.size):
-                        raise UserError(
-                            f"{cfg.where('sweep.size' if 'size' in point else 'size')}: model '{lm.name}' takes "
-                            f"only {lm.fixed_size[0]}x{lm.fixed_size[1]} images; set size to {lm.fixed_size[0]}"
-                        )
+                    try:  # the one size policy (render.fit_size): a fixed-size model's size unless one is set
+                        chosen = "size" in point or "size" in dict(cfg.settings)
+                        settings = fit_size(lm, settings, from_model=not chosen)
+                    except UserError as e:
+                        raise UserError(f"{cfg.where('sweep.size' if 'size' in point else 'size')}: {e}") from None
                     try:
                         spec_f = list(filters) if isinstance(filters, tuple) else filters
                         selected = len(select_filters(spec_f, count, layer))

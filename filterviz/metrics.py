@@ -26,10 +26,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import objectives, transforms
+from . import objectives, params, transforms
 from .models import Extractor
 
-__all__ = ["sample_photo_path", "natural_crops", "natural_means", "hf_share", "colourfulness", "quality_metrics"]
+__all__ = ["sample_photo_path", "natural_crops", "natural_means", "NaturalPhotos", "hf_share", "colourfulness", "quality_metrics",
+           "PHOTOS", "photo_paths", "photo_crops", "inner_means", "best_photo_activation", "photo_ratio", "edge_score",
+           "palette_distance", "palette_spread"]
 
 
 def sample_photo_path() -> str:
@@ -92,8 +94,45 @@ def natural_means(
     """Every channel's mean response to the sample photo's crops at `size` [C] (of its positive part with
     `relu`, for a pre-activation extractor), floored at `floor` x the largest so that channels silent on photos
     do not divide by zero."""
-    means = _channel_means(model, natural_crops(size, channels), batch, relu).mean(axis=0)
+    return _floored_means(model, natural_crops(size, channels), batch, relu, floor)
+
+
+def _floored_means(model: keras.Model, crops: np.ndarray, batch: int, relu: bool, floor: float = 1e-3) -> np.ndarray:
+    means = _channel_means(model, crops, batch, relu).mean(axis=0)
     return np.maximum(means, floor * max(float(means.max()), 1e-6))
+
+
+class NaturalPhotos:
+    """Crops of the sample photo at one size and channel count, and what filterviz takes from them, each
+    computed once: a render prepares one per (layer, size) and shares it between the loop's objective
+    (specificity), MaCo's spectrum and the metrics."""
+
+    def __init__(self, size: int, channels: int = 3) -> None:
+        self.size, self.channels = size, channels
+        self._crops: np.ndarray | None = None
+        self._magnitude: np.ndarray | None = None
+        self._means: dict[tuple, tuple[keras.Model, np.ndarray]] = {}
+
+    @property
+    def crops(self) -> np.ndarray:
+        """[9, size, size, channels] float32 crops, 0-255 (see natural_crops)."""
+        if self._crops is None:
+            self._crops = natural_crops(self.size, self.channels)
+        return self._crops
+
+    @property
+    def magnitude(self) -> np.ndarray:
+        """The crops' mean Fourier magnitude (MaCo's fixed spectrum, see params.natural_magnitude)."""
+        if self._magnitude is None:
+            self._magnitude = params.natural_magnitude(self.crops)
+        return self._magnitude
+
+    def means(self, model: keras.Model, *, batch: int = 16, relu: bool = False) -> np.ndarray:
+        """natural_means of `model` on these crops, computed once per (model, batch, relu)."""
+        key = (id(model), batch, relu)
+        if key not in self._means:  # the model is kept with its entry, so its id cannot be reused meanwhile
+            self._means[key] = (model, _floored_means(model, self.crops, batch, relu))
+        return self._means[key][1]
 
 
 def quality_metrics(
@@ -105,15 +144,17 @@ def quality_metrics(
     batch: int = 16,
     draws: int = 4,
     seed: int = 0,
+    natural: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """activation, dead, specificity_rank, robustness, hf_share and colourfulness for each picture (see module docstring).
 
-    `post` extracts the layer's post-activation output; `shown` are the displayed pictures in model-input space.
+    `post` extracts the layer's post-activation output; `shown` are the displayed pictures in model-input space;
+    `natural` is `post`'s natural_means at this size where the caller has it already.
     """
     size, channels = shown.shape[1], shown.shape[3]
     acts = _channel_means(post.model, shown, batch)  # [N, C]
     own = acts[np.arange(len(filters)), filters]
-    scale = natural_means(post.model, size, channels, batch=batch)
+    scale = natural_means(post.model, size, channels, batch=batch) if natural is None else natural
     rel = acts / scale[None, :]
     rank = 1 + (rel > rel[np.arange(len(filters)), filters][:, None]).sum(axis=1)
 
@@ -140,3 +181,129 @@ def quality_metrics(
         "hf_share": hf_share(display),
         "colourfulness": colourfulness(display),
     }
+
+
+# -- pictures against several photos, frames and palettes -----------------------------------------------------
+# The offline photos (package, path inside it): matplotlib's sample photos (a portrait, a clip-art present on
+# white) and scikit-learn's sample images (a temple, a flower), where installed.
+PHOTOS = (
+    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+    ("matplotlib", "mpl-data/sample_data/Minduka_Present_Blue_Pack.png"),
+    ("sklearn", "datasets/images/china.jpg"),
+    ("sklearn", "datasets/images/flower.jpg"),
+)
+CROP_GRID = ((0.9, 2), (0.6, 3), (0.35, 4))  # (square side / the photo's shorter side, positions along each axis)
+
+
+def photo_paths() -> list[str]:
+    """The files of PHOTOS that are installed, found without importing their packages."""
+    paths = []
+    for package, rel in PHOTOS:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        path = os.path.join(spec.submodule_search_locations[0], *rel.split("/"))
+        if os.path.isfile(path):
+            paths.append(path)
+    return paths
+
+
+def _open_photo(path: str, channels: int):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        if "A" in im.getbands() or im.mode == "P":  # transparent clip art: put it on white
+            rgba = im.convert("RGBA")
+            im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        return im.convert("RGB" if channels == 3 else "L")
+
+
+def photo_crops(
+    size: int, channels: int = 3, grid: tuple[tuple[float, int], ...] = CROP_GRID, flips: bool = True
+) -> np.ndarray:
+    """Crops of every photo of photo_paths(): for each (scale, n) of `grid`, n x n positions of a square whose
+    side is `scale` x the photo's shorter side, resized to `size`, and with `flips` their mirror images too:
+    float32 [N, size, size, channels], 0-255 (RGB, grey, or grey in every channel as natural_crops). Many
+    crops of several photos at a few scales, so that "better than a photo" means better than the best of them
+    (232 crops with everything installed)."""
+    from PIL import Image
+
+    crops = []
+    for path in photo_paths():
+        photo = _open_photo(path, channels)
+        w, h = photo.size
+        for scale, n in grid:
+            side = max(1, round(scale * min(w, h)))
+            for i in range(n):
+                for j in range(n):
+                    x = round(j * (w - side) / max(1, n - 1))
+                    y = round(i * (h - side) / max(1, n - 1))
+                    crop = photo.crop((x, y, x + side, y + side)).resize((size, size), Image.BILINEAR)
+                    arr = np.asarray(crop, dtype=np.float32)
+                    arr = arr if arr.ndim == 3 else np.repeat(arr[..., None], channels, axis=2)
+                    crops += [arr, arr[:, ::-1]] if flips else [arr]
+    return np.stack(crops)
+
+
+def inner_means(
+    model: keras.Model, images: np.ndarray, *, batch: int = 16, border: int = 2
+) -> np.ndarray | list[np.ndarray]:
+    """Every channel's mean positive response per image [N, C], leaving `border` feature-map pixels out on every
+    side (what the image's edge does is not the picture's). A model with several outputs gives one per output."""
+    outs: list[list[np.ndarray]] = []
+    for s in range(0, len(images), batch):
+        ys = model(tf.constant(images[s : s + batch]), training=False)
+        ys = list(ys) if isinstance(ys, (list, tuple)) else [ys]
+        for k, y in enumerate(ys):
+            y = tf.nn.relu(tf.cast(y, tf.float32))
+            if border and y.shape[1] > 2 * border and y.shape[2] > 2 * border:
+                y = y[:, border:-border, border:-border]
+            if k == len(outs):
+                outs.append([])
+            outs[k].append(tf.reduce_mean(y, axis=[1, 2]).numpy())
+    means = [np.concatenate(o) for o in outs]
+    return means if len(means) > 1 else means[0]
+
+
+def best_photo_activation(model: keras.Model, crops: np.ndarray, *, batch: int = 16, border: int = 2) -> np.ndarray:
+    """[C]: every channel's highest inner_means over the photo crops: what the best natural picture achieves."""
+    return inner_means(model, crops, batch=batch, border=border).max(axis=0)
+
+
+def photo_ratio(
+    model: keras.Model, shown: np.ndarray, filters: np.ndarray, best: np.ndarray, *, batch: int = 16, border: int = 2
+) -> np.ndarray:
+    """[N]: each picture's activation of its own filter (inner_means of `model`, the layer's post-activation
+    output) over the best photo crop's (`best`, from best_photo_activation with the same border). Below 1 the
+    picture failed: a photo excites its filter more. A filter that no crop excites gets 1 where its picture does
+    not fire it either (no photo does better), else its activation over 1e-6 x the layer's highest best."""
+    acts = inner_means(model, shown, batch=batch, border=border)[np.arange(len(filters)), filters]
+    tiny = 1e-6 * max(float(best.max()), 1e-6)
+    own = best[filters]
+    return np.where(own > tiny, acts / np.maximum(own, tiny), np.where(acts > tiny, acts / tiny, 1.0))
+
+
+def edge_score(display: np.ndarray, width: int | None = None) -> np.ndarray:
+    """[N]: |mean brightness of the outer ring (`width` pixels, default size/8) - mean brightness inside| / (std of
+    the inside + 1), brightness being the mean over channels on the 0-255 scale of uint8 pictures [N,H,W,C].
+    Frames and vignettes score high (a dark frame round a textured middle: several), photo crops about 0.2."""
+    x = display.astype(np.float64).mean(axis=3)
+    h, w = x.shape[1:3]
+    r = width or max(1, min(h, w) // 8)
+    ring = np.ones((h, w), bool)
+    ring[r : h - r, r : w - r] = False
+    inside, outer = x[:, ~ring], x[:, ring]
+    return np.abs(outer.mean(axis=1) - inside.mean(axis=1)) / (inside.std(axis=1) + 1.0)
+
+
+def palette_distance(display: np.ndarray) -> np.ndarray:
+    """[N]: how far each picture's mean colour (0-255 per channel) lies from the mean colour of all of them."""
+    means = display.astype(np.float64).mean(axis=(1, 2))
+    return np.linalg.norm(means - means.mean(axis=0), axis=1)
+
+
+def palette_spread(display: np.ndarray) -> float:
+    """The median palette_distance of a layer's pictures: 0 when every filter gets the same palette; crops of
+    photos spread about 67."""
+    return float(np.median(palette_distance(display)))

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .ascent import ChunkOutput, render_layer
+from .ascent import ChunkOutput
 from .errors import Interrupted
+from .render import LayerResult, RenderPlan, render_plan
 from .files import clean_temps, ensure_dir, plain, read_json, safe_name, versions, write_json, write_npz, write_png
 
 __all__ = ["LAYER_FILES", "layer_dir", "save_layer", "read_partial", "render_into"]
@@ -108,33 +109,25 @@ def _clean_layer_temps(out: Path) -> None:
     clean_temps(out, ".probe-")
 
 
-def _save_interrupted(lm, layer, filters, settings, out: Path, request: dict, renderer, prior, parts) -> str:
+def _save_interrupted(plan: RenderPlan, out: Path, request: dict, prior, parts) -> str:
     """After Ctrl-C: save what finished (prior result + new chunks) as a partial result; the summary line."""
     finished = ([] if prior is None else [prior]) + parts
     have = set() if not finished else set(ChunkOutput.concat(finished).filters.tolist())
-    kept = [int(f) for f in filters if int(f) in have]
+    kept = [int(f) for f in plan.filters if int(f) in have]
     if parts:  # something new to save (a prior result is already on disk)
-        partial = render_layer(lm, layer, kept, settings, renderer=renderer, done=ChunkOutput.concat(finished),
-                               rescue=False)  # no new rendering after Ctrl-C; a resumed run rescues
-        save_layer(partial, out, complete=len(kept) == len(filters), request=request)
+        partial = render_plan(plan.with_filters(kept), done=ChunkOutput.concat(finished),
+                              rescue=False)  # no new rendering after Ctrl-C; a resumed run rescues
+        save_layer(partial, out, complete=len(kept) == len(plan.filters), request=request)
     _clean_layer_temps(out)
     where = f", saved in {out}/ (partial)" if kept else ", nothing written"
-    return f"{len(kept)} of {len(filters)} filters of layer '{layer}' finished{where}; run the same command again to resume"
+    return (f"{len(kept)} of {len(plan.filters)} filters of layer '{plan.layer}' finished{where}; "
+            "run the same command again to resume")
 
 
 def render_into(
-    lm,
-    layer: str,
-    filters: np.ndarray,
-    settings,
-    out_dir: str | os.PathLike,
-    *,
-    request: dict,
-    renderer=None,
-    quiet: bool = True,
-    force: bool = False,
-):
-    """Render `filters` of `layer` and save them in `out_dir`, resuming from a partial result there.
+    plan: RenderPlan, out_dir: str | os.PathLike, *, request: dict, quiet: bool = True, force: bool = False
+) -> tuple[LayerResult, int]:
+    """Render a prepared plan and save it in `out_dir`, resuming from a partial result there.
 
     Filters an earlier run finished there for the same `request` and settings are not rendered again (unless
     `force`). On Ctrl-C or SIGTERM the finished filters are saved as a partial result (metrics.json says
@@ -143,12 +136,11 @@ def render_into(
     """
     out = ensure_dir(out_dir)
     _clean_layer_temps(out)
-    prior = None if force else read_partial(out, request, settings)
+    prior = None if force else read_partial(out, request, plan.settings)
     parts: list = []
     try:
-        result = render_layer(lm, layer, filters, settings, renderer=renderer, quiet=quiet, done=prior,
-                              on_chunk=parts.append)
+        result = render_plan(plan, quiet=quiet, done=prior, on_chunk=parts.append)
     except KeyboardInterrupt:
-        raise Interrupted(_save_interrupted(lm, layer, filters, settings, out, request, renderer, prior, parts)) from None
+        raise Interrupted(_save_interrupted(plan, out, request, prior, parts)) from None
     save_layer(result, out, request=request)
     return result, 0 if prior is None else len(prior.filters)

@@ -16,14 +16,13 @@ from pathlib import Path
 import yaml
 from tqdm.auto import tqdm
 
-from . import ascent
 from .errors import Interrupted
 from .files import atomic_write, clean_temps, ensure_dir, read_json, write_json
 from .jobs import JOB_CONFIG, Job, ModelCache, job_finished, plan_jobs, shard_jobs, sweep_status
-from .models import LoadedModel, feature_extractor
+from .models import LoadedModel
 from .paper import write_figure
+from .render import RenderPlan, prepare_render
 from .results import render_into
-from .settings import select_filters
 
 __all__ = ["MANIFEST", "manifest_name", "SweepReport", "run_sweep"]
 
@@ -73,33 +72,30 @@ class _Manifest:
         write_json(self.path, {**self.head, "jobs": list(self.rows.values())})
 
 
-class _RendererCache:
-    """One LayerRenderer per (model, layer, settings), kept while that layer's jobs run (they differ only in
-    filters or in settings the traced loop takes as inputs), freed as soon as the sweep moves to another layer."""
+class _PlanCache:
+    """One prepared render per (model, layer, settings), kept while that layer's jobs run (they differ only in
+    filters), freed as soon as the sweep moves to another layer."""
 
     def __init__(self) -> None:
-        self._renderers: dict = {}
+        self._plans: dict = {}
 
-    def get(self, job: Job, lm: LoadedModel, mine: list[Job]) -> ascent.LayerRenderer:
-        """The renderer for `job`, built for the most filters any of this shard's jobs of its kind asks for."""
+    def get(self, job: Job, lm: LoadedModel, mine: list[Job]) -> RenderPlan:
+        """`job`'s plan, its loop built for the most filters any of this shard's jobs of its kind asks for."""
         key = (job.model, job.layer, job.settings)
-        if key not in self._renderers:
-            stale = [k for k in self._renderers if k[:2] != key[:2]]  # keep one layer's renderers
+        filters = list(job.filters) if isinstance(job.filters, tuple) else job.filters
+        if key not in self._plans:
+            stale = [k for k in self._plans if k[:2] != key[:2]]  # keep one layer's plans
             if stale:  # their traced loops sit in reference cycles: free them now, not at some later gc
                 for k in stale:
-                    del self._renderers[k]
+                    del self._plans[k]
                 gc.collect()
             same = [x.selected or 0 for x in mine if (x.model, x.layer, x.settings) == key]
-            extractor = feature_extractor(lm, job.layer, pre_activation=job.settings.pre_activation)
-            self._renderers[key] = ascent.LayerRenderer(
-                extractor, job.settings, channels=lm.channels, input_range=lm.input_range,
-                max_filters=max(same) or None,
-            )
-        return self._renderers[key]
+            self._plans[key] = prepare_render(lm, job.layer, filters, job.settings, max_filters=max(same) or None)
+        return self._plans[key].with_filters(filters)
 
     def clear(self) -> None:
-        """Forget every renderer (the model is done)."""
-        self._renderers.clear()
+        """Forget every plan (the model is done)."""
+        self._plans.clear()
 
 
 def _list_jobs(cfg, jobs: list[Job], mine: list[Job], shard: tuple[int, int], force: bool, echo) -> None:
@@ -128,7 +124,7 @@ class _ShardRun:
 
     def __init__(self, cfg, cache: ModelCache, mine: list[Job], *, force: bool, quiet: bool) -> None:
         self.cfg, self.cache, self.mine, self.force, self.quiet = cfg, cache, mine, force, quiet
-        self.renderers = _RendererCache()
+        self.plans = _PlanCache()
         self.last_job = {j.model: j.index for j in mine}
 
     def run(self, job: Job, manifest: _Manifest) -> bool:
@@ -147,14 +143,10 @@ class _ShardRun:
 
     def _render(self, job: Job, out: Path) -> dict:
         """Render one job into `out`; its manifest fields (status, seconds, summary)."""
-        lm = self.cache.get(job.model)
-        renderer = self.renderers.get(job, lm, self.mine)
-        filters = list(job.filters) if isinstance(job.filters, tuple) else job.filters
-        idx = select_filters(filters, renderer.extractor.filters, job.layer)
+        plan = self.plans.get(job, self.cache.get(job.model), self.mine)
         t0 = time.perf_counter()
         try:
-            render_into(lm, job.layer, idx, job.settings, out, request=job.resolved(self.cfg.name),
-                        renderer=renderer, quiet=self.quiet, force=self.force)
+            render_into(plan, out, request=job.resolved(self.cfg.name), quiet=self.quiet, force=self.force)
         except Interrupted as e:
             raise Interrupted(f"job '{job.id}': {e}") from None
         metrics = read_json(out / "metrics.json") or {}
@@ -164,7 +156,7 @@ class _ShardRun:
         """After the model's last job: let its model, extractors and traced loops go."""
         if self.last_job[job.model] == job.index:
             self.cache.drop(job.model)
-            self.renderers.clear()
+            self.plans.clear()
             gc.collect()
 
 

@@ -8,7 +8,8 @@ import tensorflow as tf
 from conftest import make_tiny_cnn
 
 from filterviz import objectives
-from filterviz.ascent import LayerRenderer, render_layer
+from filterviz.ascent import LayerRenderer
+from filterviz.render import render_layer
 from filterviz.settings import RenderSettings, preset, select_filters
 from filterviz.errors import UserError
 from filterviz.models import feature_extractor, load_model

@@ -37,11 +37,11 @@ def test_activation_snapshots_no_retrace(tmp_path):
     model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[cb])
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["epoch_0000.png", "epoch_0001.png", "epoch_0002.png", "epoch_0003.png", "evolution.gif"]
-    assert cb.renderer.traces == 1
+    assert cb.plan.renderer.traces == 1
     gif = Image.open(tmp_path / "evolution.gif")
     assert gif.n_frames == 4
     # the copied pre-activation layer follows training
-    src, dst = cb.renderer.extractor.copies[0]
+    src, dst = cb.plan.renderer.extractor.copies[0]
     np.testing.assert_array_equal(src.get_weights()[0], dst.get_weights()[0])
     assert not np.array_equal(cb.frames[0], cb.frames[-1])
 

@@ -162,13 +162,13 @@ def test_interrupt_inside_a_sweep_job_keeps_its_finished_filters(tmp_path, model
 
     ref, _ = reference
     cfg = load_config(_sweep_config(tmp_path, model_path))
-    real = results.render_layer
+    real = results.render_plan
     calls: list[tuple[int, int]] = []  # (filters already done, filters asked for) per call
     fired: list[bool] = []
 
-    def render_layer(*args, **kwargs):
+    def render_plan(*args, **kwargs):
         done = kwargs.get("done")
-        calls.append((0 if done is None else len(done.filters), len(args[2])))
+        calls.append((0 if done is None else len(done.filters), len(args[0].filters)))
         if len(calls) == 3 and not fired:
             keep = kwargs["on_chunk"]
 
@@ -180,7 +180,7 @@ def test_interrupt_inside_a_sweep_job_keeps_its_finished_filters(tmp_path, model
             kwargs["on_chunk"] = on_chunk
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(results, "render_layer", render_layer)
+    monkeypatch.setattr(results, "render_plan", render_plan)
     with pytest.raises(Interrupted) as e:
         run_sweep(cfg, quiet=True)
     job = plan_jobs(cfg)[2]

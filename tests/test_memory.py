@@ -9,7 +9,8 @@ import weakref
 import keras
 import pytest
 
-from filterviz import ascent, models
+from filterviz import models
+from filterviz import render as render_module
 from filterviz import results as results_module
 from filterviz.config import load_config
 from filterviz.sweep import run_sweep
@@ -42,7 +43,7 @@ def test_twenty_layers_in_one_process_memory_flat_traces_released(tmp_path, monk
 
     renderers, loaded = [], []  # weak references only: the test must not keep anything alive
 
-    class Tracked(ascent.LayerRenderer):
+    class Tracked(render_module.LayerRenderer):
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             renderers.append([weakref.ref(x) for x in (self, self._init_fn, self._final_fn)])
@@ -66,7 +67,7 @@ def test_twenty_layers_in_one_process_memory_flat_traces_released(tmp_path, monk
             alive_at_end.append(loaded[0]() is not None)
         return written
 
-    monkeypatch.setattr(ascent, "LayerRenderer", Tracked)
+    monkeypatch.setattr(render_module, "LayerRenderer", Tracked)
     monkeypatch.setattr(models, "load_model", load)
     monkeypatch.setattr(results_module, "save_layer", save)
     report = run_sweep(load_config(cfg_path), quiet=True)

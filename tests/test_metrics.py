@@ -66,7 +66,7 @@ def test_render_layer_on_a_fixed_size_model():
     """Robustness transforms crop; the metrics resize back so fixed-size models work."""
     import keras
 
-    from filterviz.ascent import render_layer
+    from filterviz.render import render_layer
     from filterviz.settings import RenderSettings
 
     inp = keras.Input((16, 16, 3))

@@ -58,8 +58,8 @@ def test_bad_layer_glob_names_line(tmp_path, model_path):
 def test_rerun_skips_finished_and_redoes_unfinished(tmp_path, model_path, monkeypatch):
     cfg = load_config(_config(tmp_path, model_path))
     calls = []
-    real = results.render_layer
-    monkeypatch.setattr(results, "render_layer", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    real = results.render_plan
+    monkeypatch.setattr(results, "render_plan", lambda *a, **k: calls.append(a[0].layer) or real(*a, **k))
     first = run_sweep(cfg, quiet=True)
     assert len(first.rendered) == 6 and len(calls) == 6
     assert (cfg.root / "manifest.json").is_file()

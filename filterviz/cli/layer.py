@@ -58,27 +58,19 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from ..ascent import LayerRenderer, select_filters
-    from ..models import feature_extractor, load_model
     from ..files import ensure_dir
+    from ..render import prepare_render
     from ..results import layer_dir, render_into
+    from ..settings import DEFAULT_OUTPUT
 
-    settings = settings_from_args(args)
-    lm = load_model(args.model, unsafe=args.unsafe)
-    extractor = feature_extractor(lm, args.layer, pre_activation=settings.pre_activation)
-    idx = select_filters(args.filters, extractor.filters, args.layer)  # fail on a bad index before any work
-    out = args.out or layer_dir("outputs", lm.name, args.layer)
-    ensure_dir(out)
-    request = model_request(args.model, args.layer, idx)
-    renderer = None
-    if lm.fixed_size in (None, (settings.size, settings.size)):  # else render_layer says which size to use
-        renderer = LayerRenderer(extractor, settings, channels=lm.channels, input_range=lm.input_range,
-                                 max_filters=len(idx))
-    result, reused = render_into(lm, args.layer, idx, settings, out, request=request, renderer=renderer,
-                                 quiet=args.quiet, force=args.force)
+    plan = prepare_render(args.model, args.layer, args.filters, settings_from_args(args),
+                          size_from_model=args.size is None, unsafe=args.unsafe)
+    out = ensure_dir(args.out or layer_dir(DEFAULT_OUTPUT, plan.model.name, args.layer))
+    request = model_request(args.model, args.layer, plan.filters)
+    result, reused = render_into(plan, out, request=request, quiet=args.quiet, force=args.force)
     dead = sum(r["dead"] for r in result.metrics)
     print(
-        f"{lm.name} {args.layer}: {len(result.filters)} filters in {result.seconds:.1f} s"
+        f"{plan.model.name} {args.layer}: {len(result.filters)} filters in {result.seconds:.1f} s"
         + (f" ({reused} already done)" if reused else "")
         + f", {dead} dead -> {Path(out) / 'grid.png'}",
         file=sys.stdout,
