@@ -31,7 +31,6 @@ layer output.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -40,27 +39,17 @@ import tensorflow as tf
 from .errors import UserError, suggest
 from .models import LoadedModel
 from .rewrites import clone_with, is_graph_model, producer
-from .settings import ATTRIBUTION_METHODS
+from .targets import Target, parse_methods, parse_target
 
 __all__ = [
     "RULES",
-    "METHODS",
-    "Target",
-    "class_target",
-    "layer_target",
-    "parse_target",
     "relu_rule",
     "swap_relus",
     "Attributor",
     "attribute",
-    "heatmap",
-    "colorize",
-    "overlay",
-    "parse_methods",
 ]
 
 RULES = ("backprop", "deconvnet", "guided")
-METHODS = ATTRIBUTION_METHODS  # re-exported under its old name
 _METHOD_RULE = {
     "saliency": "backprop",
     "guided": "guided",
@@ -167,100 +156,6 @@ def swap_relus(
             "use method 'saliency' (or a model with ReLU activations)"
         )
     return copy, swapped[0]
-
-
-# -- targets -------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Target:
-    """What to explain: kind 'class' (output unit `index`) or 'layer' (`layer`, filter `index` or all,
-    `position` (y, x) in the feature map or the mean over it)."""
-
-    kind: str
-    index: int | None = None
-    layer: str | None = None
-    position: tuple[int, int] | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("class", "layer"):
-            raise UserError(f"unknown target kind {self.kind!r}: valid: class, layer")
-        if self.kind == "class" and (self.index is None or int(self.index) < 0):
-            raise UserError(f"bad class index {self.index!r}: a class index is an integer >= 0")
-        if self.kind == "layer" and not self.layer:
-            raise UserError("a layer target needs a layer name")
-        if self.index is not None and int(self.index) < 0:
-            raise UserError(f"bad filter index {self.index!r}: an integer >= 0")
-        if self.position is not None and (len(self.position) != 2 or min(self.position) < 0):
-            raise UserError(f"bad position {self.position!r}: (y, x) with both >= 0")
-        if self.position is not None and self.index is None:
-            raise UserError("a position needs a filter index too (layer:NAME:FILTER@Y,X)")
-
-    @property
-    def variant(self) -> str:
-        """The compiled shape of the target: class, layer (all filters), filter (one map's mean) or unit."""
-        if self.kind == "class":
-            return "class"
-        if self.index is None:
-            return "layer"
-        return "unit" if self.position is not None else "filter"
-
-    def describe(self) -> str:
-        if self.kind == "class":
-            return f"class {self.index}"
-        text = f"layer {self.layer}" + ("" if self.index is None else f" filter {self.index}")
-        return text + ("" if self.position is None else f" at y={self.position[0]}, x={self.position[1]}")
-
-    def slug(self) -> str:
-        """A short file-name part: class3, block5_conv3, block5_conv3-f12, block5_conv3-f12-y3x4."""
-        if self.kind == "class":
-            return f"class{self.index}"
-        text = str(self.layer) + ("" if self.index is None else f"-f{self.index}")
-        return text + ("" if self.position is None else f"-y{self.position[0]}x{self.position[1]}")
-
-
-def class_target(index: int) -> Target:
-    """Output unit `index` of a classifier (the logit: a final softmax is made linear)."""
-    return Target("class", int(index))
-
-
-def layer_target(layer: str, filter: int | None = None, position: tuple[int, int] | None = None) -> Target:
-    """The mean of `layer`'s output (filter None), of one filter's map, or one unit at `position` (y, x)."""
-    return Target("layer", None if filter is None else int(filter), layer,
-                  None if position is None else (int(position[0]), int(position[1])))
-
-
-def parse_target(text: str) -> Target:
-    """'class:N', 'layer:NAME', 'layer:NAME:FILTER' or 'layer:NAME:FILTER@Y,X' -> Target."""
-    usage = "use class:N, layer:NAME, layer:NAME:FILTER or layer:NAME:FILTER@Y,X"
-    kind, _, rest = str(text).partition(":")
-    try:
-        if kind == "class" and rest:
-            return class_target(int(rest))
-        if kind == "layer" and rest:
-            head, _, pos = rest.partition("@")
-            name, _, filt = head.partition(":")
-            position = None
-            if pos:
-                y, x = pos.split(",")
-                position = (int(y), int(x))
-            return layer_target(name, int(filt) if filt else None, position)
-    except ValueError:
-        pass
-    raise UserError(f"bad target '{text}': {usage}")
-
-
-# -- methods -------------------------------------------------------------------------------------------------
-def parse_methods(spec: str | Sequence[str]) -> list[str]:
-    """'saliency,guided' or a list -> validated method names (duplicates dropped, order kept)."""
-    names = [m.strip() for m in spec.split(",")] if isinstance(spec, str) else [str(m) for m in spec]
-    out = []
-    for m in names:
-        if m not in METHODS:
-            raise UserError(f"unknown method '{m}': {suggest(m, METHODS)}")
-        if m not in out:
-            out.append(m)
-    if not out:
-        raise UserError(f"no method given: valid: {', '.join(METHODS)}")
-    return out
 
 
 class Attributor:
@@ -430,40 +325,3 @@ def attribute(
     att = Attributor(model, **options)
     tgt = parse_target(target) if isinstance(target, str) else target
     return {m: att(images, m, tgt) for m in parse_methods(methods)}
-
-
-def heatmap(raw: np.ndarray, method: str = "saliency", percentile: float = 99.5) -> np.ndarray:
-    """Raw maps [N,H,W,C] -> [N,H,W] in [0,1]: abs-max over channels (|sum| for gradient_x_input), each image
-    divided by its own `percentile` so a few extreme pixels do not wash out the rest."""
-    raw = np.asarray(raw, dtype=np.float64)
-    mag = np.abs(raw.sum(axis=-1)) if method == "gradient_x_input" else np.abs(raw).max(axis=-1)
-    mag = np.where(np.isfinite(mag), mag, 0.0)
-    scale = np.percentile(mag.reshape(len(mag), -1), percentile, axis=1)[:, None, None]
-    return np.clip(mag / np.where(scale > 0, scale, 1.0), 0.0, 1.0).astype(np.float32)
-
-
-# A perceptually ordered black -> purple -> orange -> yellow ramp (close to matplotlib's "inferno").
-_RAMP = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21],
-                  [250, 193, 39], [252, 255, 164]], dtype=np.float64)
-
-
-def colorize(heat: np.ndarray) -> np.ndarray:
-    """Heatmaps [..., H, W] in [0,1] -> uint8 RGB [..., H, W, 3] (black for 0, pale yellow for 1)."""
-    t = np.clip(np.asarray(heat, dtype=np.float64), 0.0, 1.0) * (len(_RAMP) - 1)
-    stops = np.arange(len(_RAMP))
-    rgb = np.stack([np.interp(t, stops, _RAMP[:, c]) for c in range(3)], axis=-1)
-    return np.round(rgb).astype(np.uint8)
-
-
-def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.85) -> np.ndarray:
-    """A uint8 RGB picture: `image` [H,W,C] (uint8, RGB or gray) dimmed and desaturated, the coloured `heat`
-    [H,W] on top, more opaque where the map is strong."""
-    img = np.asarray(image, dtype=np.float64)
-    if img.ndim == 2:
-        img = img[..., None]
-    grey = img.mean(axis=-1, keepdims=True) * np.ones(3)
-    h = np.clip(np.asarray(heat, dtype=np.float64), 0.0, 1.0)[..., None]
-    a = alpha * np.sqrt(h)
-    base = 0.6 * (0.5 * grey + 0.5 * (img if img.shape[-1] == 3 else grey))
-    out = (1.0 - a) * base + a * colorize(h[..., 0])
-    return np.round(np.clip(out, 0, 255)).astype(np.uint8)

@@ -1,18 +1,16 @@
 """Figures for screens and papers, built with matplotlib's object-oriented API.
 
 The only module that imports matplotlib. Functions here build and return `matplotlib.figure.Figure`
-objects; they never change global rcParams and never write files (sweep.py saves them).
+objects; they never change global rcParams or the backend (a Figure made directly needs none) and never write
+files (`files.save_figure` saves them).
 """
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg", force=False)  # no display needed; a no-op when a backend is already chosen
-
-from matplotlib.figure import Figure  # noqa: E402
-
-from .settings import FIGURE_WIDTHS  # noqa: E402
+from .settings import FIGURE_WIDTHS
 
 __all__ = ["Figure"]
 

@@ -9,6 +9,8 @@ import tensorflow as tf
 from conftest import make_tiny_cnn
 
 from filterviz import attribution as A
+from filterviz import heatmaps, targets
+from filterviz.settings import ATTRIBUTION_METHODS
 from filterviz.errors import UserError
 
 # Seed 000: feature_out, grad and the three expected results.
@@ -57,7 +59,7 @@ def test_seed002_conv_gradient_exact():
     model = keras.Model(inp, conv(inp))
     conv.set_weights([np.ones((3, 3, 1, 1), np.float32)])
     att = A.Attributor(model)
-    g = att(np.ones((1, 4, 4, 1), np.float32), "saliency", A.layer_target("conv", 0, (1, 1)))
+    g = att(np.ones((1, 4, 4, 1), np.float32), "saliency", targets.layer_target("conv", 0, (1, 1)))
     expected = np.array([[1, 1, 1, 0], [1, 1, 1, 0], [1, 1, 1, 0], [0, 0, 0, 0]], np.float32)
     np.testing.assert_array_equal(g[0, ..., 0], expected)
 
@@ -99,9 +101,9 @@ def test_guided_differs_from_saliency_and_model_untouched():
     before = model(images).numpy()
     layer_acts = [l.activation for l in model.layers if hasattr(l, "activation")]
     att = A.Attributor(model)
-    sal = att(images, "saliency", A.class_target(1))
-    gui = att(images, "guided", A.class_target(1))
-    dec = att(images, "deconvnet", A.class_target(1))
+    sal = att(images, "saliency", targets.class_target(1))
+    gui = att(images, "guided", targets.class_target(1))
+    dec = att(images, "deconvnet", targets.class_target(1))
     assert np.abs(sal).max() > 0 and np.abs(gui).max() > 0
     assert not np.allclose(sal, gui) and not np.allclose(gui, dec)
     assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
@@ -117,8 +119,8 @@ def test_no_relu_is_a_user_error():
         A.swap_relus(model, "guided")
     att = A.Attributor(model)
     with pytest.raises(UserError, match="no ReLU"):
-        att(np.zeros((1, 8, 8, 3), np.float32), "guided", A.layer_target(model.layers[-1].name))
-    assert att(np.ones((1, 8, 8, 3), np.float32), "saliency", A.layer_target(model.layers[-1].name)).shape == (1, 8, 8, 3)
+        att(np.zeros((1, 8, 8, 3), np.float32), "guided", targets.layer_target(model.layers[-1].name))
+    assert att(np.ones((1, 8, 8, 3), np.float32), "saliency", targets.layer_target(model.layers[-1].name)).shape == (1, 8, 8, 3)
 
 
 def test_class_target_is_the_logit():
@@ -130,7 +132,7 @@ def test_class_target_is_the_logit():
         tape.watch(x)
         score = logits_model(x)[:, 2]
     expected = tape.gradient(score, x).numpy()
-    got = A.Attributor(model)(images, "saliency", A.class_target(2))
+    got = A.Attributor(model)(images, "saliency", targets.class_target(2))
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-9)
 
 
@@ -138,28 +140,28 @@ def test_methods_batched_compiled_once_and_index_is_a_tensor():
     model = make_tiny_cnn()
     images = np.random.RandomState(0).uniform(0, 255, (5, 16, 16, 3)).astype(np.float32)
     att = A.Attributor(model, batch=2)
-    for m in A.METHODS:
+    for m in ATTRIBUTION_METHODS:
         for k in range(3):
-            out = att(images, m, A.class_target(k))
+            out = att(images, m, targets.class_target(k))
             assert out.shape == images.shape and np.isfinite(out).all()
-    att(images, "guided", A.layer_target("conv2", 1))
-    att(images, "guided", A.layer_target("conv2", 7))
-    att(images, "guided", A.layer_target("conv2", 3, (2, 3)))
-    att(images, "guided", A.layer_target("conv2", 4, (5, 1)))
-    att(images[:1, :12, :12], "guided", A.layer_target("conv2"))
-    att(images[:, :12, :12], "guided", A.layer_target("conv2"))
+    att(images, "guided", targets.layer_target("conv2", 1))
+    att(images, "guided", targets.layer_target("conv2", 7))
+    att(images, "guided", targets.layer_target("conv2", 3, (2, 3)))
+    att(images, "guided", targets.layer_target("conv2", 4, (5, 1)))
+    att(images[:1, :12, :12], "guided", targets.layer_target("conv2"))
+    att(images[:, :12, :12], "guided", targets.layer_target("conv2"))
     assert set(att.traces.values()) == {1}, att.traces
     assert att.calls[("saliency", "class", None)] == 9  # 3 calls x ceil(5 / 2) batches
     # batching does not change the maps
-    single = A.Attributor(model, batch=1)(images, "guided", A.class_target(1))
-    np.testing.assert_allclose(single, att(images, "guided", A.class_target(1)), rtol=1e-5, atol=1e-9)
+    single = A.Attributor(model, batch=1)(images, "guided", targets.class_target(1))
+    np.testing.assert_allclose(single, att(images, "guided", targets.class_target(1)), rtol=1e-5, atol=1e-9)
 
 
 def test_smoothgrad_is_one_batched_call():
     model = make_tiny_cnn()
     images = np.random.RandomState(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
     att = A.Attributor(model, samples=16, batch=8)
-    sg = att(images, "smoothgrad", A.class_target(0))
+    sg = att(images, "smoothgrad", targets.class_target(0))
     key = ("smoothgrad", "class", None)
     assert att.calls[key] == 1 and att.traces[key] == 1  # 2 images x 16 copies: one compiled call
     # the model runs once per trace, on all 32 copies at once
@@ -167,8 +169,8 @@ def test_smoothgrad_is_one_batched_call():
     graph = fn.get_concrete_function().graph
     assert sum(op.type == "Conv2D" for op in graph.get_operations()) == 3
     # with no noise SmoothGrad is the plain gradient
-    quiet = A.Attributor(model, samples=16, noise=0.0)(images, "smoothgrad", A.class_target(0))
-    sal = att(images, "saliency", A.class_target(0))
+    quiet = A.Attributor(model, samples=16, noise=0.0)(images, "smoothgrad", targets.class_target(0))
+    sal = att(images, "saliency", targets.class_target(0))
     np.testing.assert_allclose(quiet, sal, rtol=1e-4, atol=1e-9)
     assert not np.allclose(sg, sal)
 
@@ -177,8 +179,8 @@ def test_gradient_x_input():
     model = make_tiny_cnn()
     images = np.random.RandomState(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
     att = A.Attributor(model)
-    np.testing.assert_allclose(att(images, "gradient_x_input", A.class_target(1)),
-                               att(images, "saliency", A.class_target(1)) * images, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(att(images, "gradient_x_input", targets.class_target(1)),
+                               att(images, "saliency", targets.class_target(1)) * images, rtol=1e-5, atol=1e-9)
 
 
 def test_grayscale_model():
@@ -190,11 +192,11 @@ def test_grayscale_model():
 @pytest.mark.parametrize(
     "target, words",
     [
-        (A.class_target(4), ["class index 4", "0 to 3"]),
-        (A.layer_target("conv9"), ["conv9", "conv2"]),
-        (A.layer_target("conv2", 12), ["filter index 12", "0 to 11"]),
-        (A.layer_target("conv2", 1, (16, 0)), ["y=16", "16x16"]),
-        (A.layer_target("logits", 0), ["logits", "feature map"]),
+        (targets.class_target(4), ["class index 4", "0 to 3"]),
+        (targets.layer_target("conv9"), ["conv9", "conv2"]),
+        (targets.layer_target("conv2", 12), ["filter index 12", "0 to 11"]),
+        (targets.layer_target("conv2", 1, (16, 0)), ["y=16", "16x16"]),
+        (targets.layer_target("logits", 0), ["logits", "feature map"]),
     ],
 )
 def test_bad_targets(target, words):
@@ -209,32 +211,32 @@ def test_class_target_needs_classifier():
     inp = keras.Input((None, None, 3))
     model = keras.Model(inp, keras.layers.Conv2D(4, 3, activation="relu")(inp))
     with pytest.raises(UserError, match="classifier"):
-        A.Attributor(model)(np.zeros((1, 8, 8, 3), np.float32), "saliency", A.class_target(0))
+        A.Attributor(model)(np.zeros((1, 8, 8, 3), np.float32), "saliency", targets.class_target(0))
 
 
 @pytest.mark.parametrize("text", ["class:", "class:x", "layer:", "layer:a:b", "pixel:3", "layer:a:1@2", "class:-1"])
 def test_parse_target_errors(text):
     with pytest.raises(UserError):
-        A.parse_target(text)
+        targets.parse_target(text)
 
 
 def test_parse_target_and_methods():
-    assert A.parse_target("class:7") == A.class_target(7)
-    assert A.parse_target("layer:block5_conv3:12") == A.layer_target("block5_conv3", 12)
-    assert A.parse_target("layer:c:2@3,4").position == (3, 4)
-    assert A.parse_target("layer:c").index is None
-    assert A.parse_methods("guided,saliency,guided") == ["guided", "saliency"]
+    assert targets.parse_target("class:7") == targets.class_target(7)
+    assert targets.parse_target("layer:block5_conv3:12") == targets.layer_target("block5_conv3", 12)
+    assert targets.parse_target("layer:c:2@3,4").position == (3, 4)
+    assert targets.parse_target("layer:c").index is None
+    assert targets.parse_methods("guided,saliency,guided") == ["guided", "saliency"]
     with pytest.raises(UserError, match="smoothgrad"):
-        A.parse_methods("smoothgard")
+        targets.parse_methods("smoothgard")
 
 
 def test_heatmap_colorize_overlay():
     raw = np.zeros((2, 4, 5, 3), np.float32)
     raw[0, 1, 2, 1] = -3.0
     raw[1] = 1.0
-    h = A.heatmap(raw)
+    h = heatmaps.heatmap(raw)
     assert h.shape == (2, 4, 5) and h[0, 1, 2] == 1.0 and h[0].sum() == 1.0 and np.allclose(h[1], 1.0)
-    c = A.colorize(h)
+    c = heatmaps.colorize(h)
     assert c.dtype == np.uint8 and c.shape == (2, 4, 5, 3) and c[0, 0, 0].tolist() == [0, 0, 4]
-    o = A.overlay(np.full((4, 5, 3), 200, np.uint8), h[0])
+    o = heatmaps.overlay(np.full((4, 5, 3), 200, np.uint8), h[0])
     assert o.shape == (4, 5, 3) and o.dtype == np.uint8

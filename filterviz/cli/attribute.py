@@ -42,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from ..attribution import Attributor, colorize, heatmap, overlay, parse_methods, parse_target
+    from ..attribution import Attributor
+    from ..heatmaps import colorize, heatmap, overlay
+    from ..targets import parse_methods, parse_target
     from ..errors import UserError
     from ..images import read_images
     from ..files import ensure_dir, safe_name, save_figure, write_npz, write_png
