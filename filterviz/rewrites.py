@@ -43,6 +43,8 @@ __all__ = [
     "links",
     "layer_calls",
     "producer",
+    "tensor_call",
+    "call_inputs",
     "is_graph_model",
     "op_registered",
     "clone_with",
@@ -164,6 +166,37 @@ def producer(model: keras.Model, tensor, *, private: bool | None = None):
     raise ValueError(f"no layer of model '{model.name}' makes tensor {tensor}")
 
 
+def call_inputs(model: keras.Model, layer, *, private: bool | None = None):
+    """The symbolic tensor(s) of `model`'s graph that `layer` (one of its layers, called once) was called on:
+    from the layer's private `_inbound_nodes` where it has them, else from the public config (a Sequential is a
+    chain: the previous layer's output, or the model's input)."""
+    if _use_private(private, lambda: hasattr(layer, "_inbound_nodes") and len(layer._inbound_nodes) == 1):
+        tensors = list(layer._inbound_nodes[0].input_tensors)
+        return tensors[0] if len(tensors) == 1 else tensors
+    layers = list(model.layers)
+    if isinstance(model, keras.Sequential):
+        k = layers.index(layer)
+        return layers[k - 1].output if k else model.inputs[0]
+    config = {c["name"]: c["inbound_nodes"] for c in model.get_config()["layers"]}
+    tensors = []
+    for name, node, index in _histories(config[layer.name][0]):
+        out = keras.tree.flatten(model.get_layer(name).output)
+        tensors.append(out[index])
+    return tensors[0] if len(tensors) == 1 else tensors
+
+
+def tensor_call(model: keras.Model, tensor, *, private: bool | None = None) -> tuple:
+    """(layer, its input tensors, its output tensors) of the call of a layer of `model` that made `tensor`: from
+    the tensor's private `_keras_history` where it has one, else from `producer` and `call_inputs` (a layer called
+    once)."""
+    if _use_private(private, lambda: hasattr(tensor, "_keras_history")):
+        op, node_index, _ = tensor._keras_history
+        node = op._inbound_nodes[node_index]
+        return op, list(node.input_tensors), list(node.output_tensors)
+    op = producer(model, tensor, private=False)
+    return op, keras.tree.flatten(call_inputs(model, op, private=False)), keras.tree.flatten(op.output)
+
+
 def _functional_class():
     try:
         from keras.src.models.functional import Functional
@@ -229,6 +262,10 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
         b.assign(a)
 
 
+def _inference(model: keras.Model, x):
+    return model(x, training=False)
+
+
 def graph_cost(model: keras.Model, size: int, channels: int = 3) -> tuple[float, int]:
     """(forward FLOPs, forward activation bytes) of one image of `size` x `size`, read off the traced graph.
 
@@ -237,7 +274,8 @@ def graph_cost(model: keras.Model, size: int, channels: int = 3) -> tuple[float,
     """
     import tensorflow as tf
 
-    fn = tf.function(lambda x: model(x, training=False))
+    # a partial, not a lambda: TensorFlow counts traces per code object, and every call here traces once
+    fn = tf.function(functools.partial(_inference, model))
     graph = fn.get_concrete_function(tf.TensorSpec([1, size, size, channels], tf.float32)).graph
     flops, nbytes = 0.0, 0
     for op in graph.get_operations():
