@@ -27,12 +27,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import attribute, figure, kernels, layer, layers, sweep
+    from . import attribute, examples, figure, gallery, kernels, layer, layers, sweep
 
     p = _Parser(prog="filterviz", description="See what a convolutional network has learned.")
     p.add_argument("--version", action="version", version=f"filterviz {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (layer, layers, sweep, figure, attribute, kernels):
+    for module in (layer, layers, sweep, figure, attribute, kernels, examples, gallery):
         module.add_parser(sub)
     return p
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..settings import DEFAULT_MODEL
+from .common import add_model_options, load_from_args
 
 __all__ = ["add_parser", "run"]
 
@@ -13,14 +13,13 @@ def add_parser(sub) -> None:
     """Register the `kernels` subcommand."""
     p = sub.add_parser("kernels", help="tile a conv layer's raw weights (RGB for 3-channel input, else grayscale)")
     p.add_argument("layer", help="conv layer name (see: filterviz layers)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or .keras/.h5 path (default {DEFAULT_MODEL})")
     p.add_argument("--filters", help="all, a range like 0:64, or a list like 3,7,9 (default: the first 64)")
     p.add_argument("--inputs", type=int, default=8, dest="max_inputs",
                    help="input channels shown per filter for non-RGB layers (default 8: the first 8)")
     p.add_argument("--tile", type=int, default=24, help="tile size in pixels (default 24)")
     p.add_argument("--labels", action="store_true", help="draw filter numbers on RGB tiles")
     p.add_argument("--out", help="output folder (default outputs/<model>/<layer>/)")
-    p.add_argument("--unsafe", action="store_true", help="allow model files that run code when loaded")
+    add_model_options(p)
     p.set_defaults(run=run)
 
 
@@ -28,10 +27,10 @@ def run(args: argparse.Namespace) -> int:
     """Write kernels.png and kernels.npz (the raw weights of the shown filters)."""
     import numpy as np
 
-    from ..ascent import select_filters
+    from ..settings import select_filters
     from ..errors import UserError, suggest
     from ..kernels import kernel_grid
-    from ..models import load_model
+    from ..units import find, walk
     from ..files import ensure_dir, write_npz, write_png
     from ..results import layer_dir
 
@@ -39,13 +38,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"bad --inputs {args.max_inputs}: a positive number of input channels")
     if not 1 <= args.tile <= 512:
         raise UserError(f"bad --tile {args.tile}: an integer from 1 to 512")
-    lm = load_model(args.model, unsafe=args.unsafe)
-    names = [layer.name for layer in lm.model.layers]
-    if args.layer not in names:
-        raise UserError(f"unknown layer '{args.layer}' in model '{lm.name}': {suggest(args.layer, names)}")
-    kernels = [w for w in lm.model.get_layer(args.layer).get_weights() if np.ndim(w) == 4]
+    lm = load_from_args(args)
+    _, layer = find(lm.net, args.layer)
+    kernels = [w for w in layer.get_weights() if np.ndim(w) == 4]
     if not kernels:
-        convs = [layer.name for layer in lm.model.layers if any(np.ndim(w) == 4 for w in layer.get_weights())]
+        convs = [a for a, _, x in walk(lm.net) if any(np.ndim(w) == 4 for w in x.get_weights())]
         raise UserError(f"layer '{args.layer}' has no conv kernel; conv layers: {suggest(args.layer, convs)}")
     weights = kernels[0]
     spec = args.filters if args.filters is not None else f"0:{min(64, weights.shape[-1])}"
