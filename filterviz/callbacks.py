@@ -29,6 +29,7 @@ from .kernels import kernel_grid
 from .models import LoadedModel
 from .render import RenderPlan, prepare_render
 from .settings import RenderSettings, select_filters
+from .tensorboard import ImageSummaries
 
 __all__ = ["FilterSnapshots", "MODES"]
 
@@ -41,6 +42,8 @@ class FilterSnapshots(keras.callbacks.Callback):
     `filters`: 'all', '0:16', '3,7' or a list (default the first 16). `settings`: RenderSettings for the
     activation mode (default: 64-pixel images, 20 steps; a model with a fixed input size uses that size).
     `input_range`: the value range of the model's input pixels. `gif_ms`: milliseconds per GIF frame.
+    `logdir`: also write each snapshot (and, for a conv layer, its kernel grid) as TensorBoard image summaries,
+    one step per epoch (`tensorboard --logdir LOGDIR` shows them over training).
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class FilterSnapshots(keras.callbacks.Callback):
         input_range: tuple[float, float] = (0.0, 255.0),
         max_inputs: int = 8,
         gif_ms: int = 500,
+        logdir: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
         if mode not in MODES:
@@ -69,6 +73,8 @@ class FilterSnapshots(keras.callbacks.Callback):
         self.input_range = tuple(input_range)
         self.max_inputs = max_inputs
         self.gif_ms = gif_ms
+        self.logdir = logdir
+        self._summaries: ImageSummaries | None = None
         self.plan: RenderPlan | None = None  # the prepared render, kept across fits of the same model
         self.frames: list[np.ndarray] = []
         self.written: list[Path] = []
@@ -78,6 +84,8 @@ class FilterSnapshots(keras.callbacks.Callback):
     def on_train_begin(self, logs=None) -> None:
         files.ensure_dir(self.out_dir)
         self.frames, self.written = [], []
+        if self.logdir is not None:
+            self._summaries = ImageSummaries(self.logdir)
         lm = LoadedModel(self.model.name, self.model, self.input_range)
         if self.mode == "activation":
             if self.plan is None or self.plan.model.model is not self.model:
@@ -112,12 +120,24 @@ class FilterSnapshots(keras.callbacks.Callback):
             picture = kernel_grid(self._kernel(), self._idx, max_inputs=self.max_inputs)
         self.frames.append(picture)
         self.written.append(files.write_png(self.out_dir / f"epoch_{epoch:04d}.png", picture))
+        if self._summaries is not None:
+            self._summaries.write(self._summary_grids(picture), step=epoch)
+
+    def _summary_grids(self, picture: np.ndarray) -> dict[str, np.ndarray]:
+        """The snapshot, and in activation mode the layer's kernel grid too where it has a conv kernel."""
+        grids = {f"{self.layer}/{self.mode}": picture}
+        if self.mode == "activation" and any(np.ndim(w) == 4 for w in self.model.get_layer(self.layer).get_weights()):
+            grids[f"{self.layer}/kernels"] = kernel_grid(self._kernel(), self._idx, max_inputs=self.max_inputs)
+        return grids
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         if (epoch + 1) % self.every == 0:
             self._snapshot(epoch + 1)
 
     def on_train_end(self, logs=None) -> None:
+        if self._summaries is not None:
+            self._summaries.close()
+            self._summaries = None
         if not self.frames:
             return
         from PIL import Image

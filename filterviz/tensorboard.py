@@ -12,15 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_image_grids"]
+__all__ = ["ImageSummaries", "write_image_grids"]
 
 
-def write_image_grids(logdir: str | os.PathLike, grids: Mapping[str, np.ndarray], step: int) -> Path:
-    """Write each uint8 picture of `grids` ({tag: [H,W] or [H,W,C] with C 1, 3 or 4}) as a tf.summary.image at
-    `step` to an event file in `logdir`; returns `logdir`. Pictures are stored losslessly (PNG), in the format of
-    tf.summary.image, written with tf.summary.write so that the tensorboard package is not needed."""
-    import tensorflow as tf
-
+def _checked(grids: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     checked = {}
     for tag, grid in grids.items():
         image = np.asarray(grid)
@@ -29,20 +24,46 @@ def write_image_grids(logdir: str | os.PathLike, grids: Mapping[str, np.ndarray]
             raise ValueError(f"image grid '{tag}' must be uint8 [H,W] or [H,W,C] with C 1, 3 or 4; "
                              f"got {image.dtype} {image.shape}")
         checked[str(tag)] = image
-    path = Path(logdir)
-    path.mkdir(parents=True, exist_ok=True)
-    from tensorflow.core.framework import summary_pb2
+    return checked
 
-    metadata = summary_pb2.SummaryMetadata()
-    metadata.plugin_data.plugin_name = "images"  # TensorBoard's image plugin; empty content: its defaults
-    writer = tf.summary.create_file_writer(str(path))
-    try:
-        with writer.as_default():
+
+class ImageSummaries:
+    """One event file in `logdir` that takes named uint8 pictures at steps (e.g. one step per epoch).
+
+    Pictures are stored losslessly (PNG), in the format of tf.summary.image, written with tf.summary.write so
+    that the tensorboard package is not needed to write them."""
+
+    def __init__(self, logdir: str | os.PathLike) -> None:
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+
+        self.logdir = Path(logdir)
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        self._metadata = summary_pb2.SummaryMetadata()
+        self._metadata.plugin_data.plugin_name = "images"  # TensorBoard's image plugin; empty content: defaults
+        self._writer = tf.summary.create_file_writer(str(self.logdir))
+
+    def write(self, grids: Mapping[str, np.ndarray], step: int) -> None:
+        """Each picture of `grids` ({tag: [H,W] or [H,W,C] with C 1, 3 or 4}) at `step`, flushed to disk."""
+        import tensorflow as tf
+
+        checked = _checked(grids)
+        with self._writer.as_default():
             for tag, image in checked.items():  # the layout tf.summary.image writes: [width, height, png]
                 h, w = image.shape[:2]
                 tensor = tf.stack([tf.as_string(w), tf.as_string(h), tf.io.encode_png(image)])
-                tf.summary.write(tag, tensor, step=int(step), metadata=metadata)
-        writer.flush()
+                tf.summary.write(tag, tensor, step=int(step), metadata=self._metadata)
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def write_image_grids(logdir: str | os.PathLike, grids: Mapping[str, np.ndarray], step: int) -> Path:
+    """Write each uint8 picture of `grids` as an image summary at `step` to a new event file in `logdir`."""
+    log = ImageSummaries(logdir)
+    try:
+        log.write(grids, step)
     finally:
-        writer.close()
-    return path
+        log.close()
+    return log.logdir

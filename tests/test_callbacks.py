@@ -65,3 +65,20 @@ def test_bad_arguments(tmp_path):
     x, y = _data()
     with pytest.raises(UserError, match="conv9"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[FilterSnapshots("conv9", out_dir=tmp_path)])
+
+
+def test_snapshots_go_to_tensorboard_one_step_per_epoch(tmp_path):
+    """With `logdir`, every snapshot and the layer's kernel grid are image summaries, read back pixel for pixel."""
+    from test_tensorboard import _read_images
+
+    model = _model()
+    x, y = _data()
+    cb = FilterSnapshots("conv2", out_dir=tmp_path / "png", filters="0:4", logdir=tmp_path / "tb",
+                         settings=RenderSettings(size=16, steps=4, chunk=4))
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[cb])
+    got = _read_images(tmp_path / "tb")
+    assert sorted(got) == [(f"conv2/{kind}", step) for kind in ("activation", "kernels") for step in (0, 1, 2)]
+    for step, frame in enumerate(cb.frames):
+        np.testing.assert_array_equal(got["conv2/activation", step], frame)
+    assert not np.array_equal(got["conv2/kernels", 0], got["conv2/kernels", 2])  # the weights were trained
+    assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1
