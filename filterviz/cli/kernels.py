@@ -27,18 +27,18 @@ def run(args: argparse.Namespace) -> int:
     """Write kernels.png and kernels.npz (the raw weights of the shown filters)."""
     import numpy as np
 
-    from ..settings import select_filters
     from ..errors import UserError, suggest
-    from ..kernels import kernel_grid
-    from ..units import find, walk
     from ..files import ensure_dir, write_npz, write_png
+    from ..kernels import kernel_grid
     from ..results import layer_dir
+    from ..settings import select_filters
+    from ..units import find, walk
 
     if args.max_inputs < 1:
         raise UserError(f"bad --inputs {args.max_inputs}: a positive number of input channels")
     if not 1 <= args.tile <= 512:
         raise UserError(f"bad --tile {args.tile}: an integer from 1 to 512")
-    lm = load_from_args(args)
+    lm = load_from_args(args, warn=False)  # kernels are weights: the input range does not matter
     _, layer = find(lm.net, args.layer)
     kernels = [w for w in layer.get_weights() if np.ndim(w) == 4]
     if not kernels:

@@ -1,0 +1,168 @@
+"""Quality on users' own models: dead filters and failed pictures (a photo crop excites the filter more) in every
+preset, at the unit as the network uses it (filterviz.units), on models a user brings:
+
+- `digits-bn`: a small BN ResNet trained here on scikit-learn's digits (grey, inputs in [0, 1], 32x32);
+- `rgb-bn`: a small BN network on RGB inputs in [-1, 1] with separable convs, trained here on a colour task
+  made from the digits (which of three colours the digit is drawn in);
+- `nested`: `rgb-bn` as a backbone inside a Sequential (addresses like `rgb_bn/c2`);
+- `mtcnn-onet`: the pretrained ONet of the `mtcnn` package (1.0.0 ships its weights): PReLU after every conv,
+  48x48 inputs, (x - 127.5) / 128, rebuilt as a functional model (skipped where mtcnn is not installed).
+
+A picture fails when the best photo crop (metrics.photo_crops, grey for 1-channel models) excites its filter
+more (metrics.photo_ratio < 1). Usage: python benchmarks/own_models.py [--presets fast,quality,lucid]
+[--filters 8] [--out benchmarks/own_models.json]. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+import filterviz
+from filterviz import grid, metrics
+from filterviz.models import feature_extractor, load_model
+from filterviz.render import prepare_render, render_plan
+
+
+def _digits(size: int):
+    import tensorflow as tf
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = tf.image.resize(d.images[..., None].astype("float32") / 16.0, (size, size)).numpy()
+    return x, d.target
+
+
+def _block(x, width: int, name: str, separable: bool = False):
+    import keras
+
+    conv = keras.layers.SeparableConv2D if separable else keras.layers.Conv2D
+    y = conv(width, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    y = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(y)  # settles in a few hundred steps
+    y = keras.layers.ReLU(name=f"{name}_relu")(y)
+    if x.shape[-1] == width:
+        y = keras.layers.Add(name=f"{name}_add")([x, y])
+    return y
+
+
+def digits_bn(epochs: int = 12):
+    """A BN ResNet on grey digits in [0, 1]."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x, y = _digits(32)
+    inp = keras.Input((32, 32, 1), name="digit")
+    h = _block(inp, 16, "b1")
+    h = _block(h, 16, "b2")
+    h = keras.layers.MaxPooling2D(2, name="pool")(h)
+    h = _block(h, 32, "b3")
+    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
+    out = keras.layers.Dense(10, activation="softmax", name="predictions")(h)
+    net = keras.Model(inp, out, name="digits_bn")
+    net.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    hist = net.fit(x, y, epochs=epochs, batch_size=64, verbose=0, validation_split=0.2)
+    return net, float(hist.history["val_accuracy"][-1])
+
+
+def rgb_bn(epochs: int = 8):
+    """A BN network with separable convs on RGB in [-1, 1]: which of three colours a digit is drawn in."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    grey, _ = _digits(32)
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 3, len(grey))
+    palette = np.array([[1, 0.2, 0.2], [0.2, 1, 0.2], [0.2, 0.2, 1]], "float32")
+    x = grey * palette[colour][:, None, None, :] * 2.0 - 1.0
+    inp = keras.Input((32, 32, 3), name="rgb")
+    h = _block(inp, 16, "c1")
+    h = _block(h, 24, "c2", separable=True)
+    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
+    out = keras.layers.Dense(3, activation="softmax", name="predictions")(h)
+    net = keras.Model(inp, out, name="rgb_bn")
+    net.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    hist = net.fit(x, colour, epochs=epochs, batch_size=64, verbose=0, validation_split=0.2)
+    return net, float(hist.history["val_accuracy"][-1])
+
+
+def mtcnn_onet():
+    """The mtcnn package's pretrained ONet as a functional Keras model (its weights copied), or None."""
+    try:
+        from mtcnn.network.onet import ONet
+        from mtcnn.utils.tensorflow import load_weights
+    except ImportError:
+        return None
+    import keras
+
+    onet = ONet()
+    onet.build()
+    onet.set_weights(load_weights("onet.lz4"))
+    inp = keras.Input((48, 48, 3), name="face")
+    x = inp
+    for name in ("conv1", "prelu1", "maxpool1", "conv2", "prelu2", "maxpool2", "conv3", "prelu3", "maxpool3",
+                 "conv4", "prelu4"):
+        layer = getattr(onet, name)
+        copy = type(layer).from_config(layer.get_config())
+        x = copy(x)
+        copy.set_weights(layer.get_weights())
+    return keras.Model(inp, x, name="mtcnn_onet")
+
+
+def measure(lm, layer: str, preset: str, n: int) -> dict:
+    """Dead count and failed share of the first `n` filters of `layer` in `preset`."""
+    plan = prepare_render(lm, layer, f"0:{n}", filterviz.preset(preset), size_from_model=True)
+    result = render_plan(plan)
+    post = feature_extractor(lm, layer, pre_activation=False).model
+    crops = metrics.photo_crops(plan.settings.size, lm.channels)
+    best = metrics.best_photo_activation(post, crops)
+    shown = grid.to_model_space(result.display, lm.input_range)
+    ratio = metrics.photo_ratio(post, shown, result.filters, best)
+    return {"dead": int(sum(r["dead"] for r in result.metrics)), "failed": float(np.mean(ratio < 1.0)),
+            "filters": len(result.filters), "seconds": round(result.seconds, 1)}
+
+
+def models() -> list[tuple[str, object, list[str], str]]:
+    """(label, LoadedModel, layers, note) of every model measured."""
+    import keras
+
+    out = []
+    digits, acc = digits_bn()
+    out.append(("digits-bn", load_model(digits, input_range="0:1"), ["b1_conv", "b3_conv"], f"val acc {acc:.2f}"))
+    rgb, acc = rgb_bn()
+    out.append(("rgb-bn", load_model(rgb, input_range="-1:1"), ["c1_conv", "c2_conv"], f"val acc {acc:.2f}"))
+    outer = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Identity(name="pixels_in"), rgb,
+                              keras.layers.Dense(2, name="head")], name="nested")
+    out.append(("nested", load_model(outer, input_range="-1:1"), ["rgb_bn/c2_conv"], "rgb-bn inside a Sequential"))
+    onet = mtcnn_onet()
+    if onet is not None:
+        out.append(("mtcnn-onet", load_model(onet, input_range=(-127.5 / 128, 127.5 / 128)), ["conv2", "conv4"],
+                    "pretrained (mtcnn 1.0.0 wheel)"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--presets", default="fast,quality,lucid")
+    p.add_argument("--filters", type=int, default=8)
+    p.add_argument("--out", default="benchmarks/own_models.json")
+    args = p.parse_args(argv)
+    rows = []
+    print("| model | layer | preset | dead | failed | filters | s |\n|---|---|---|---|---|---|---|")
+    for label, lm, layers, note in models():
+        print(f"<!-- {label}: {lm.describe_input()}, {note} -->", file=sys.stderr)
+        for layer in layers:
+            for preset in args.presets.split(","):
+                r = dict(model=label, layer=layer, preset=preset, **measure(lm, layer, preset, args.filters))
+                rows.append(r)
+                print(f"| {label} | {layer} | {preset} | {r['dead']} | {r['failed']:.0%} | {r['filters']} | "
+                      f"{r['seconds']} |", flush=True)
+    with open(args.out, "w") as f:
+        json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Start TensorFlow without its C++ start-up log lines (CUDA probes, CPU feature notes) on the terminal.
+
+`import filterviz` imports no TensorFlow; the first public name that needs it (filterviz.render_layer, ...) starts
+it here, once, with file descriptor 2 pointed at /dev/null meanwhile. Python errors still surface normally, and
+FILTERVIZ_TF_LOGS=1 shows the lines. Retracing warnings are avoided by construction (see
+ascent.LayerRenderer._replicated), not filtered.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["start_tensorflow"]
+
+
+def start_tensorflow() -> None:
+    """Import TensorFlow and initialize its devices quietly (a no-op once TensorFlow is up)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules or os.environ.get("FILTERVIZ_TF_LOGS"):
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. some notebooks): import as it is
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_logical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

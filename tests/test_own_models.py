@@ -1,0 +1,195 @@
+"""The user's own model: BN after convs, separable convs, grey and 4-channel inputs, nested backbones, Dense
+logits, subclassed models through a callable, input ranges and preprocessing, and every mistake a user can make."""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import filterviz
+from filterviz.cli import main
+from filterviz.errors import UserError
+from filterviz.inputs import parse_input_range
+from filterviz.models import (
+    callable_model,
+    feature_extractor,
+    load_model,
+    visual_layers,
+)
+from filterviz.render import prepare_render, render_plan
+
+FAST = filterviz.preset("fast", size=16, steps=12)
+
+
+def bn_net(channels: int = 3, negative: bool = True, separable: bool = False) -> keras.Model:
+    """conv -> BN (scale negated) -> ReLU -> (separable) conv -> BN -> relu -> GAP -> Dense softmax."""
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((None, None, channels), name="image")
+    x = keras.layers.Conv2D(6, 3, padding="same", use_bias=False, name="c1")(inp)
+    x = keras.layers.BatchNormalization(name="bn1")(x)
+    x = keras.layers.ReLU(name="r1")(x)
+    conv = keras.layers.SeparableConv2D if separable else keras.layers.Conv2D
+    x = conv(5, 3, padding="same", name="c2")(x)
+    x = keras.layers.BatchNormalization(name="bn2")(x)
+    x = keras.layers.Activation("relu", name="a2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    out = keras.layers.Dense(4, activation="softmax", name="pred")(x)
+    net = keras.Model(inp, out, name="bnnet")
+    if negative:
+        bn = net.get_layer("bn1")
+        gamma, beta, mean, var = bn.get_weights()
+        bn.set_weights([-np.abs(gamma) - 0.5, beta, mean + 0.1, var])
+    return net
+
+
+def test_conv_before_bn_is_maximized_through_it():
+    net = bn_net()
+    lm = load_model(net, input_range="0:1")
+    ex = feature_extractor(lm, "c1")
+    x = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    want = keras.Model(net.inputs, net.get_layer("bn1").output)(x / 255.0)
+    np.testing.assert_allclose(ex.model(x), want, rtol=1e-4, atol=1e-5)
+    assert ex.head is None  # the one-filter fast path computes the raw conv: off here
+    post = feature_extractor(lm, "c1", pre_activation=False)
+    np.testing.assert_allclose(post.model(x), np.maximum(want, 0), rtol=1e-4, atol=1e-5)
+    result = render_plan(prepare_render(lm, "c1", None, FAST))
+    assert not any(r["dead"] for r in result.metrics)  # negative BN scale: the raw conv's pictures die
+
+
+def test_separable_and_activation_units():
+    lm = load_model(bn_net(separable=True), input_range=(-1, 1))
+    units = {i.name: i.unit for i in visual_layers(lm)}
+    assert units["c2"].startswith("through bn2") and "a2" in units["c2"]
+    assert units["r1"].startswith("its input") and units["pred"] == "logits (softmax skipped)"
+    result = render_plan(prepare_render(lm, "c2", None, FAST))
+    assert result.images.shape == (5, 16, 16, 3) and not any(r["dead"] for r in result.metrics)
+    a2 = feature_extractor(lm, "a2").model(np.full((1, 8, 8, 3), 100.0, "float32")).numpy()
+    assert a2.min() < 0  # the activation's input, not its output
+
+
+@pytest.mark.parametrize("channels,tile", [(1, (16, 16, 1)), (4, (16, 32, 3))])
+def test_grey_and_four_channel_models(channels, tile, tmp_path):
+    lm = load_model(bn_net(channels=channels), input_range="0:1")
+    result = render_plan(prepare_render(lm, "c1", "0:4", FAST.replace(labels=False)))
+    assert result.images.shape == (4, 16, 16, channels) and result.display.shape[-1] == channels
+    # 2x2 tiles with a 2-pixel margin; a 4-channel tile is its RGB beside its 4th channel in grey
+    assert result.grid.shape == (2 * tile[0] + 6, 2 * tile[1] + 6, tile[2])
+    filterviz.save_layer(result, tmp_path)
+    from PIL import Image
+
+    assert Image.open(tmp_path / "grid.png").mode == ("L" if channels == 1 else "RGB")
+
+
+def test_nested_backbone_is_addressed_and_rendered():
+    inner = bn_net(negative=False)
+    outer = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1.0 / 255, name="to_unit"), inner,
+                              keras.layers.Dense(2, name="head")], name="outer")
+    names = [i.name for i in visual_layers(outer)]
+    assert "bnnet/c1" in names and "bnnet/pred" in names and "head" in names
+    calls = len(inner.get_layer("c1")._inbound_nodes)
+    result = render_plan(prepare_render(outer, "bnnet/c2", "0:3", FAST))
+    assert result.layer == "bnnet/c2" and result.images.shape == (3, 16, 16, 3)
+    assert len(inner.get_layer("c1")._inbound_nodes) == calls  # the user's layers were not called again
+    with pytest.raises(UserError, match="unknown layer 'bnnet/nope'"):
+        feature_extractor(outer, "bnnet/nope")
+
+
+def test_dense_logits_before_the_softmax():
+    net = bn_net()
+    ex = feature_extractor(net, "pred")
+    x = np.random.default_rng(1).uniform(0, 255, (3, 16, 16, 3)).astype("float32")
+    logits = ex.model(x).numpy()
+    assert logits.shape == (3, 1, 1, 4)
+    probs = net(x).numpy()
+    np.testing.assert_allclose(tf.nn.softmax(logits[:, 0, 0]).numpy(), probs, rtol=1e-4, atol=1e-6)
+    assert np.ptp(logits) > 0 and net.get_layer("pred").activation.__name__ == "softmax"  # unchanged
+
+
+def test_subclassed_model_through_a_callable():
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(3, 3, padding="same")
+
+        def call(self, x):
+            return self.conv(x / 255.0)
+
+    keras.utils.set_random_seed(0)
+    net = Net()
+    net(np.zeros((1, 8, 8, 3), "float32"))
+    with pytest.raises(UserError, match="subclassed"):
+        visual_layers(net)
+    result = render_plan(prepare_render(callable_model(net), None, None, FAST))
+    assert result.images.shape == (3, 16, 16, 3) and not any(r["dead"] for r in result.metrics)
+
+
+def test_preprocess_wraps_without_changing_the_model():
+    net = bn_net()
+    lm = load_model(net, preprocess="tf")
+    assert lm.input_range == (0.0, 255.0) and lm.net is net and lm.network_range == (-1.0, 1.0)
+    x = np.random.default_rng(2).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(lm.model(x), net(x / 127.5 - 1.0), rtol=1e-5, atol=1e-6)
+    torch = load_model(net, preprocess="torch").front(x).numpy()
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    np.testing.assert_allclose(torch, (x / 255.0 - mean) / std, rtol=1e-4, atol=1e-4)
+
+
+def test_no_retracing_warnings_over_many_layers(caplog):
+    lm = load_model(bn_net(), input_range="0:1")
+    layers = ["c1", "bn1", "r1", "c2", "bn2", "a2", "pred", "c1"]
+    with caplog.at_level(logging.WARNING):
+        for layer in layers:
+            render_plan(prepare_render(lm, layer, "0:2", FAST.replace(steps=2)))
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+
+
+@pytest.fixture
+def saved_model(tmp_path) -> str:
+    path = tmp_path / "mine.keras"
+    bn_net(channels=1).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--input-range", "1:0"], "bad input range '1:0'"),
+    (["--input-range", "0:x"], "bad input range '0:x'"),
+    (["--preprocess", "keras"], "unknown preprocess 'keras': valid: none, caffe, torch, tf"),
+    (["--preprocess", "caffe"], "preprocess 'caffe' needs an RGB (3-channel) model"),
+    (["--input-range", "0:1", "--preprocess", "tf"], "give one of --input-range and --preprocess"),
+])
+def test_bad_inputs_one_line_nothing_written(saved_model, tmp_path, capsys, args, words):
+    out = tmp_path / "out"
+    assert main(["layer", "c1", "--model", saved_model, "--out", str(out), "--quiet", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("filterviz: error: ") and words in err[-1]
+    assert not out.exists()
+
+
+def test_layer_with_no_units_and_channel_counts(saved_model, tmp_path, capsys):
+    assert main(["layer", "gap", "--model", saved_model, "--input-range", "0:1", "--out", str(tmp_path / "o")]) == 2
+    assert "layer 'gap' has no filters" in capsys.readouterr().err
+    two = keras.Sequential([keras.Input((8, 8, 2)), keras.layers.Conv2D(2, 3)])
+    with pytest.raises(UserError, match="takes 2-channel images; .* 1 \\(grey\\), 3 \\(RGB\\) or 4"):
+        load_model(two)
+    assert parse_input_range([-1, 1]) == (-1.0, 1.0)
+
+
+def test_cli_file_model_end_to_end(saved_model, tmp_path, capsys, caplog):
+    out = tmp_path / "render"
+    assert main(["layer", "c1", "--model", saved_model, "--input-range", "0:1", "--size", "24", "--steps", "8",
+                 "--out", str(out), "--quiet"]) == 0
+    import json
+
+    meta = json.loads((out / "metrics.json").read_text())
+    assert meta["network_range"] == [0.0, 1.0] and meta["preprocess"] == "none" and meta["summary"]["dead"] == 0
+    assert main(["layer", "pred", "--model", saved_model, "--filters", "0:2", "--size", "16", "--steps", "4",
+                 "--out", str(tmp_path / "p"), "--quiet"]) == 0
+    err = capsys.readouterr().err  # the warning goes to the 'filterviz' logger: stderr outside pytest
+    assert caplog.text.count("assumed to take pixels in 0-255") == 1 and "softmax is skipped" in err
+    assert main(["layers", "--model", saved_model, "--input-range", "0:1"]) == 0
+    text = capsys.readouterr().out
+    assert "grey 0-1" in text and "through bn1" in text and "logits (softmax skipped)" in text
