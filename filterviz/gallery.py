@@ -16,6 +16,7 @@ always a whole gallery (the old or the new one).
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import os
 import re
@@ -29,6 +30,7 @@ import numpy as np
 from .errors import UserError
 from .files import read_json, safe_name
 from .kernels import kernel_tiles
+from .settings import PRESETS
 
 __all__ = ["LayerSources", "discover", "write_gallery"]
 
@@ -88,8 +90,17 @@ def _render(folder: Path, meta: dict) -> Render | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     settings = meta.get("settings") or {}
-    name = str(meta.get("preset") or f"{settings.get('param', '?')}/{settings.get('optimizer', '?')}")
-    return Render(folder, name, display, filters, rows)
+    return Render(folder, _render_name(meta.get("preset"), settings), display, filters, rows)
+
+
+def _render_name(preset: str | None, settings: dict) -> str:
+    """The preset's name where the settings are exactly that preset's (size and seed aside), else what they are."""
+    ignore = ("size", "seed", "labels", "chunk", "max_memory_gb")
+    if preset in PRESETS:
+        own = dataclasses.asdict(PRESETS[preset])
+        if all(settings.get(k) == v for k, v in own.items() if k not in ignore):
+            return str(preset)
+    return f"{settings.get('param', '?')}/{settings.get('optimizer', '?')}"
 
 
 def discover(source: str | os.PathLike) -> list[LayerSources]:

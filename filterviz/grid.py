@@ -11,12 +11,13 @@ Display deprocessing (`to_display`), per image:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from .settings import DISPLAY_MODES
 
-__all__ = ["to_display", "to_model_space", "tile"]
+__all__ = ["to_display", "to_model_space", "tile", "tile_with_headers", "FLAG_RGB"]
 
 # 3x5 bitmap digits for filter-index labels.
 _DIGITS = {
@@ -57,16 +58,22 @@ def _label(text: str, scale: int) -> np.ndarray:
     return np.kron(row, np.ones((scale, scale), bool))
 
 
+FLAG_RGB = (220, 0, 0)  # the label box of a flagged tile (dead, or beaten by a photo): white digits on red
+
+
 def tile(
     images: np.ndarray,
     cols: int | None = None,
     margin: int = 2,
     labels: list[int] | None = None,
     background: int = 255,
+    flagged: Sequence[bool] | None = None,
 ) -> np.ndarray:
     """Tile uint8 images [N,H,W,C] into one picture of rows x cols with `margin` pixels between tiles.
 
-    With `labels`, each tile's number is drawn in a small white box at its top-left corner.
+    With `labels`, each tile's number is drawn in a small box at its top-left corner: black on white, or white on
+    red (on black for grey pictures) where `flagged`. A label never covers more than a sixteenth of its tile;
+    where it would, it is left out (use `tile_with_headers` for small tiles).
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[0] == 0:
@@ -81,10 +88,49 @@ def tile(
         y, x = margin + r * (h + margin), margin + q * (w + margin)
         out[y : y + h, x : x + w] = images[i]
         if labels is not None:
-            mask = _label(str(labels[i]), scale)[: h - 2, : w - 2]
-            mh, mw = mask.shape
-            if mh:
-                box = out[y : y + mh + 2 * scale, x : x + mw + 2 * scale]
-                box[...] = 255
-                box[scale : scale + mh, scale : scale + mw][mask] = 0
+            _draw_label(out[y : y + h, x : x + w], str(labels[i]), scale, bool(flagged is not None and flagged[i]))
+    return out
+
+
+def _draw_label(tile_view: np.ndarray, text: str, scale: int, flag: bool) -> None:
+    """Draw `text` in a box at the tile's top-left corner, in place, if the box covers at most 1/16 of the tile."""
+    h, w, c = tile_view.shape
+    mask = _label(text, scale)
+    mh, mw = mask.shape
+    bh, bw = mh + 2 * scale, mw + 2 * scale
+    if not mh or bh * bw * 16 > h * w or bh > h or bw > w:
+        return
+    box = tile_view[:bh, :bw]
+    ink = 255 if flag else 0
+    box[...] = (FLAG_RGB if c == 3 else 0) if flag else 255
+    box[scale : scale + mh, scale : scale + mw][mask] = ink
+
+
+def tile_with_headers(
+    images: np.ndarray,
+    cols: int,
+    row_labels: Sequence[int] | None = None,
+    col_labels: Sequence[int] | None = None,
+    margin: int = 2,
+    background: int = 255,
+) -> np.ndarray:
+    """Tile like `tile`, with numbers in margins instead of on the tiles: `row_labels` left of each row,
+    `col_labels` above each column (e.g. a kernel grid: filters as rows, input channels as columns)."""
+    body = tile(images, cols=cols, margin=margin, background=background)
+    _, h, w, c = np.asarray(images).shape
+    scale = max(1, min(h, w) // 16)
+    glyph_h = 5 * scale
+    left = (max(len(str(v)) for v in row_labels) * 4 * scale + 2 * scale) if row_labels is not None else 0
+    top = glyph_h + 2 * scale if col_labels is not None else 0
+    out = np.full((body.shape[0] + top, body.shape[1] + left, c), background, np.uint8)
+    out[top:, left:] = body
+    for k, v in enumerate(row_labels or []):
+        mask = _label(str(v), scale)
+        y = top + margin + k * (h + margin) + (h - mask.shape[0]) // 2
+        out[y : y + mask.shape[0], left - scale - mask.shape[1] : left - scale][mask] = 0
+    for k, v in enumerate(col_labels or []):
+        mask = _label(str(v), scale)
+        x = left + margin + k * (w + margin) + max(0, (w - mask.shape[1]) // 2)
+        mw = min(mask.shape[1], out.shape[1] - x)
+        out[scale : scale + glyph_h, x : x + mw][mask[:, :mw]] = 0
     return out

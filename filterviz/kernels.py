@@ -14,9 +14,11 @@ pixels to about `tile_px` pixels so each weight shows as a sharp square.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .grid import tile
+from .grid import tile, tile_with_headers
 
 __all__ = ["kernel_tiles", "kernel_grid"]
 
@@ -59,11 +61,21 @@ def kernel_grid(
 ) -> np.ndarray:
     """One uint8 picture of a conv layer's kernels (see the module docstring for layout and normalization).
 
-    RGB layers give [H, W, 3] (with `labels`, filter numbers drawn on the tiles' corners); other layers give [H, W, 1], one row
-    per filter and one column per input channel.
+    RGB layers give [H, W, 3]; other layers give [H, W, 1], one row per filter and one column per input channel.
+    With `labels`, numbers go in margins and never cover a weight: each RGB tile's filter number above it; for
+    other layers the filter numbers left of the rows and the input channels above the columns.
     """
     idx = np.arange(np.shape(weights)[3]) if filters is None else np.asarray(filters, dtype=int)
     tiles, cols = kernel_tiles(weights, idx, max_inputs, tile_px)
-    if cols == 0:
-        return tile(tiles, margin=2, labels=[int(i) for i in idx] if labels else None, background=255)
-    return tile(tiles, cols=cols, margin=2, background=255)
+    if cols == 0:  # one RGB tile per filter, numbered above each tile
+        cols = math.ceil(math.sqrt(len(idx)))
+        if not labels:
+            return tile(tiles, cols=cols, margin=2, background=255)
+        rows = [tile_with_headers(tiles[s : s + cols], cols, col_labels=[int(i) for i in idx[s : s + cols]])
+                for s in range(0, len(idx), cols)]
+        width = max(r.shape[1] for r in rows)
+        return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
+    if not labels:
+        return tile(tiles, cols=cols, margin=2, background=255)
+    # filters as rows, input channels as columns
+    return tile_with_headers(tiles, cols, row_labels=[int(i) for i in idx], col_labels=list(range(cols)))

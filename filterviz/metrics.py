@@ -44,21 +44,24 @@ def sample_photo_path() -> str:
 def natural_crops(size: int, channels: int = 3, n_side: int = 3) -> np.ndarray:
     """n_side x n_side crops of the sample photo (each half its shorter side), resized to `size`, 0-255: RGB for 3
     channels, grey for 1, and grey repeated in every channel for other counts (so any model can take them)."""
+    photo = _open_photo(sample_photo_path(), channels)
+    return np.stack(_square_crops(photo, min(photo.size) // 2, n_side, size, channels))
+
+
+def _square_crops(photo, side: int, n: int, size: int, channels: int) -> list[np.ndarray]:
+    """n x n evenly placed squares of `side` pixels of a PIL `photo`, each resized to `size` (float32, 0-255,
+    grey repeated in every channel where the model takes other than 3)."""
     from PIL import Image
 
-    with Image.open(sample_photo_path()) as im:
-        photo = im.convert("RGB" if channels == 3 else "L")
     w, h = photo.size
-    side = min(w, h) // 2
     crops = []
-    for i in range(n_side):
-        for j in range(n_side):
-            x = round(j * (w - side) / max(1, n_side - 1))
-            y = round(i * (h - side) / max(1, n_side - 1))
-            crop = photo.crop((x, y, x + side, y + side)).resize((size, size), Image.BILINEAR)
-            arr = np.asarray(crop, dtype=np.float32)
+    for i in range(n):
+        for j in range(n):
+            x = round(j * (w - side) / max(1, n - 1))
+            y = round(i * (h - side) / max(1, n - 1))
+            arr = np.asarray(photo.crop((x, y, x + side, y + side)).resize((size, size), Image.BILINEAR), np.float32)
             crops.append(arr if arr.ndim == 3 else np.repeat(arr[..., None], channels, axis=2))
-    return np.stack(crops)
+    return crops
 
 
 def hf_share(display: np.ndarray, cutoff: float = 0.25) -> np.ndarray:
@@ -126,6 +129,15 @@ class NaturalPhotos:
         if self._magnitude is None:
             self._magnitude = params.natural_magnitude(self.crops)
         return self._magnitude
+
+    def best(self, model: keras.Model, *, batch: int = 16) -> np.ndarray:
+        """[C]: best_photo_activation of `model` over photo_crops at this size (no flips: half the cost, and a
+        mirror image rarely beats its original by much), computed once per (model, batch)."""
+        key = ("best", id(model), batch)
+        if key not in self._means:
+            crops = photo_crops(self.size, self.channels, flips=False)
+            self._means[key] = (model, best_photo_activation(model, crops, batch=batch))
+        return self._means[key][1]
 
     def means(self, model: keras.Model, *, batch: int = 16, relu: bool = False) -> np.ndarray:
         """natural_means of `model` on these crops, computed once per (model, batch, relu)."""
@@ -227,22 +239,12 @@ def photo_crops(
     float32 [N, size, size, channels], 0-255 (RGB, grey, or grey in every channel as natural_crops). Many
     crops of several photos at a few scales, so that "better than a photo" means better than the best of them
     (232 crops with everything installed)."""
-    from PIL import Image
-
     crops = []
     for path in photo_paths():
         photo = _open_photo(path, channels)
-        w, h = photo.size
         for scale, n in grid:
-            side = max(1, round(scale * min(w, h)))
-            for i in range(n):
-                for j in range(n):
-                    x = round(j * (w - side) / max(1, n - 1))
-                    y = round(i * (h - side) / max(1, n - 1))
-                    crop = photo.crop((x, y, x + side, y + side)).resize((size, size), Image.BILINEAR)
-                    arr = np.asarray(crop, dtype=np.float32)
-                    arr = arr if arr.ndim == 3 else np.repeat(arr[..., None], channels, axis=2)
-                    crops += [arr, arr[:, ::-1]] if flips else [arr]
+            for arr in _square_crops(photo, max(1, round(scale * min(photo.size))), n, size, channels):
+                crops += [arr, arr[:, ::-1]] if flips else [arr]
     return np.stack(crops)
 
 

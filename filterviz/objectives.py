@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-__all__ = ["Context", "Objective", "channel", "channel_top", "others", "total_variation", "l2", "blur", "colourfulness",
-           "colourfulness_of"]
+__all__ = ["Context", "Objective", "channel", "channel_top", "channel_fired", "neuron", "diversity", "others",
+           "total_variation", "l2", "blur", "colourfulness", "colourfulness_of"]
 
 
 @dataclass(frozen=True)
@@ -170,3 +170,62 @@ def colourfulness(limit: float = 60.0) -> Objective:
     below it: a penalty (subtract it) that keeps colours within the range of photographs (about 35-90) instead
     of saturated rainbows, and leaves greyer pictures alone."""
     return Objective(lambda c: tf.nn.relu(colourfulness_of(c.images) - limit), f"colourfulness({limit:g})", True)
+
+
+def channel_fired(border: int = 0, share: float = 0.05, top: float = 0.1) -> Objective:
+    """The mean of each image's own filter map after a ReLU (what the filter passes on where it fires), plus
+    `top` x the mean of the map's highest `share` (channel_top, before the ReLU): a filter negative everywhere
+    has no ReLU gradient, and the top term lifts its strongest places above zero first. `border` feature-map
+    pixels are left out on every side. Maximizing the plain mean can raise a map everywhere and leave it below
+    zero, so the filter never fires on its picture."""
+    if not 0 < share <= 1:
+        raise ValueError(f"channel_fired share {share!r}: a number above 0, at most 1")
+
+    def fn(c: Context) -> tf.Tensor:
+        maps = tf.cast(c.own_maps(), tf.float32)
+        if border > 0:
+            maps = maps[:, border:-border, border:-border]
+        fired = tf.reduce_mean(tf.nn.relu(maps), axis=[1, 2])
+        flat = tf.reshape(maps, [tf.shape(maps)[0], -1])
+        k = max(1, int(round(share * int(maps.shape[1]) * int(maps.shape[2]))))
+        return fired + top * tf.reduce_mean(tf.math.top_k(flat, k=k).values, axis=1)
+
+    return Objective(fn, f"channel_fired(border={border}, share={share:g}, top={top:g})", True)
+
+
+def neuron() -> Objective:
+    """The centre unit (h//2, w//2) of each image's own filter map: what one unit, whose receptive field is the
+    middle of the picture, responds to most (Lucid's `neuron`), rather than the filter anywhere."""
+
+    def fn(c: Context) -> tf.Tensor:
+        maps = c.own_maps()
+        return tf.cast(maps[:, int(maps.shape[1]) // 2, int(maps.shape[2]) // 2], tf.float32)
+
+    return Objective(fn, "neuron", True)
+
+
+def diversity(group: int, gram: bool = True, relative_to: Objective | None = None) -> Objective:
+    """How alike the images of each group of `group` consecutive images are (the batch holds `group` pictures
+    per filter, one after another): each image's mean cosine similarity to the others of its group, of the
+    layer's gram matrices (what features occur together, not where; `gram=False`: the flattened activations).
+    A penalty (subtract it): Lucid's `diversity` objective, which makes the pictures of one filter differ.
+    0 for groups of one. With `relative_to`, the similarity is scaled by that objective's mean size over the
+    group (held constant), so one weight suits layers whose activations differ by orders of magnitude."""
+    if group < 1:
+        raise ValueError(f"diversity group {group!r}: a positive integer")
+
+    def fn(c: Context) -> tf.Tensor:
+        x = tf.cast(c.features, tf.float32)  # [N, h, w, F]
+        n = tf.shape(x)[0]
+        if gram:
+            flat = tf.reshape(x, [n, -1, int(x.shape[3])])
+            x = tf.matmul(flat, flat, transpose_a=True)  # [N, F, F]
+        v = tf.math.l2_normalize(tf.reshape(x, [n // group, group, -1]), axis=2)
+        sims = tf.matmul(v, v, transpose_b=True)  # [G, group, group]
+        others = (tf.reduce_sum(sims, axis=2) - tf.linalg.diag_part(sims)) / max(1, group - 1)
+        if relative_to is not None:
+            size = tf.reduce_mean(tf.abs(tf.reshape(relative_to(c), [n // group, group])), axis=1, keepdims=True)
+            others = others * tf.stop_gradient(size + 1e-6)
+        return tf.reshape(others, [n])
+
+    return Objective(fn, f"diversity({group})")

@@ -19,7 +19,7 @@ import tensorflow as tf
 from . import grid, metrics, objectives
 from .ascent import ChunkOutput, LayerRenderer
 from .errors import UserError
-from .models import Extractor, LoadedModel, feature_extractor, load_model
+from .models import Extractor, LoadedModel, feature_extractor, load_model, warn_pending
 from .settings import RenderSettings, select_filters
 
 __all__ = ["RenderPlan", "LayerResult", "prepare_render", "render_plan", "render_layer", "fit_size"]
@@ -61,6 +61,9 @@ class LayerResult:
     settings: RenderSettings
     seconds: float
     input_range: tuple[float, float]
+    preprocess: str = "none"
+    network_range: tuple[float, float] | None = None
+    precision: str = "float32"  # what the loop computed in ('auto' resolved, see filterviz.precision)
 
 
 def fit_size(lm: LoadedModel, settings: RenderSettings, *, from_model: bool = False) -> RenderSettings:
@@ -76,7 +79,7 @@ def fit_size(lm: LoadedModel, settings: RenderSettings, *, from_model: bool = Fa
 
 def prepare_render(
     model: str | LoadedModel,
-    layer: str,
+    layer: str | None,
     filters: str | Sequence[int] | None = None,
     settings: RenderSettings | None = None,
     *,
@@ -88,13 +91,16 @@ def prepare_render(
 ) -> RenderPlan:
     """Load the model (once), apply the size policy, select the filters and build the compiled loop.
 
-    Fails on a bad layer, filter index or size before any work. `max_filters` (default: the selected count)
+    `layer` None renders the model's output (e.g. of `models.callable_model`). Fails on a bad layer, filter index
+    or size before any work. `max_filters` (default: the selected count)
     lets the loop balance its chunks for the largest call it will get (a sweep reuses one plan across jobs).
     """
-    lm = load_model(model, unsafe=unsafe)
+    lm = load_model(model, unsafe=unsafe, warn=False)
     settings = fit_size(lm, settings or RenderSettings(), from_model=size_from_model)
     extractor = feature_extractor(lm, layer, pre_activation=settings.pre_activation)
+    layer = extractor.layer
     idx = select_filters(filters, extractor.filters, layer)
+    lm = warn_pending(lm)  # the checks passed: a model file's assumed input range is worth a line now
     photos = metrics.NaturalPhotos(settings.size, lm.channels)
     renderer = LayerRenderer(
         extractor, settings, channels=lm.channels, input_range=lm.input_range, objective=objective,
@@ -150,10 +156,21 @@ def render_plan(
         out, display, rescued = _rescue(plan, renderer, out, display, quality)
     rows = _rows(plan.filters, quality, out, bad, retried, rescued)
     labels = [int(i) for i in plan.filters] if plan.settings.labels else None
+    flagged = quality["dead"] | (quality["photo_ratio"] < 1.0)  # honest grids: red numbers on the weak tiles
     return LayerResult(
-        plan.model.name, plan.layer, plan.filters, out.images, display, grid.tile(display, labels=labels),
+        plan.model.name, plan.layer, plan.filters, out.images, display,
+        grid.tile(_shown(display), labels=labels, flagged=flagged),
         quality["activation"], out.trace, rows, plan.settings, time.perf_counter() - t0, plan.model.input_range,
+        precision=renderer.precision, preprocess=plan.model.preprocess, network_range=plan.model.network_range,
     )
+
+
+def _shown(display: np.ndarray) -> np.ndarray:
+    """The grid's tiles: grey (1 channel) and RGB (3) as they are; a 4-channel picture as its first three
+    channels in colour with the fourth in grey to their right (each tile twice as wide), never as transparency."""
+    if display.shape[-1] != 4:
+        return display
+    return np.concatenate([display[..., :3], np.repeat(display[..., 3:], 3, axis=3)], axis=2)
 
 
 # -- the pipeline's steps ----------------------------------------------------------------------------------
@@ -238,8 +255,12 @@ def _measure(plan: RenderPlan, images: np.ndarray, ids: np.ndarray, batch: int) 
     shown_uint8 = grid.to_display(images, lo_hi, plan.settings.display_mode)
     shown = grid.to_model_space(shown_uint8, lo_hi)
     natural = plan.photos.means(plan.post.model, batch=batch)
-    return shown_uint8, metrics.quality_metrics(plan.post, shown, shown_uint8, ids, batch=batch,
-                                                seed=plan.settings.seed, natural=natural)
+    quality = metrics.quality_metrics(plan.post, shown, shown_uint8, ids, batch=batch, seed=plan.settings.seed,
+                                      natural=natural)
+    best = plan.photos.best(plan.post.model, batch=batch)  # the best photo crop, per filter
+    quality["photo_ratio"] = metrics.photo_ratio(plan.post.model, shown, ids, best, batch=batch)
+    quality["edge"] = metrics.edge_score(shown_uint8)
+    return shown_uint8, quality
 
 
 def _rescuer(plan: RenderPlan, renderer: LayerRenderer, n_dead: int) -> LayerRenderer | None:
@@ -294,6 +315,9 @@ def _rows(
             "robustness": float(quality["robustness"][k]),
             "hf_share": float(quality["hf_share"][k]),
             "colourfulness": float(quality["colourfulness"][k]),
+            "photo_ratio": float(quality["photo_ratio"][k]),
+            "failed": bool(quality["photo_ratio"][k] < 1.0),
+            "edge": float(quality["edge"][k]),
             "objective_start": float(out.trace[k, 0]),
             "objective_end": float(out.scores[k]),
             "nonfinite": bool(bad[k]),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import metrics
 from .ascent import ChunkOutput
 from .errors import Interrupted
 from .render import LayerResult, RenderPlan, render_plan
@@ -39,6 +40,10 @@ def _summary(result) -> dict:
         "median_specificity_rank": float(np.median([r["specificity_rank"] for r in rows])),
         "median_robustness": float(np.median([r["robustness"] for r in rows])),
         "median_hf_share": float(np.median([r["hf_share"] for r in rows])),
+        "failed": int(sum(r.get("failed", False) for r in rows)),  # below the best photo crop
+        "median_photo_ratio": float(np.median([r.get("photo_ratio", np.nan) for r in rows])),
+        "median_edge": float(np.median([r.get("edge", np.nan) for r in rows])),
+        "spread": metrics.palette_spread(result.display),  # 0: every filter the same palette (photos: ~67)
         "median_colourfulness": float(np.median([r["colourfulness"] for r in rows])),
     }
 
@@ -66,7 +71,11 @@ def save_layer(result, out_dir: str | os.PathLike, *, complete: bool = True, req
         "layer": result.layer,
         "seed": result.settings.seed,
         "settings": dataclasses.asdict(result.settings),
+        "preset": (request or {}).get("preset"),  # the preset the settings started from, where known
+        "precision": result.precision,  # "auto" resolved: what the loop computed in
         "input_range": list(result.input_range),
+        "preprocess": result.preprocess,
+        "network_range": None if result.network_range is None else list(result.network_range),
         "seconds": round(result.seconds, 3),
         "complete": bool(complete),
         "request": request,
@@ -78,14 +87,19 @@ def save_layer(result, out_dir: str | os.PathLike, *, complete: bool = True, req
     return written
 
 
-def read_partial(out_dir: str | os.PathLike, request: dict, settings) -> ChunkOutput | None:
-    """The filters an earlier run finished in `out_dir` for the same request and settings, as a ChunkOutput
-    (`filters` set), or None when there are none. Filters that needed a numerical retry are left out (redone)."""
+def read_partial(
+    out_dir: str | os.PathLike, request: dict, settings, precision: str | None = None
+) -> ChunkOutput | None:
+    """The filters an earlier run finished in `out_dir` for the same request and settings (and, where given, the
+    same resolved `precision`: 'auto' may differ between machines), as a ChunkOutput (`filters` set), or None when
+    there are none. Filters that needed a numerical retry are left out (redone)."""
     out = Path(out_dir)
     meta = read_json(out / "metrics.json")
     if not isinstance(meta, dict) or meta.get("request") != plain(request):
         return None
     if meta.get("settings") != plain(dataclasses.asdict(settings)):
+        return None
+    if precision is not None and meta.get("precision", precision) != precision:
         return None
     try:
         with np.load(out / "images.npz") as z:
@@ -136,7 +150,7 @@ def render_into(
     """
     out = ensure_dir(out_dir)
     _clean_layer_temps(out)
-    prior = None if force else read_partial(out, request, plan.settings)
+    prior = None if force else read_partial(out, request, plan.settings, plan.renderer.precision)
     parts: list = []
     try:
         result = render_plan(plan, quiet=quiet, done=prior, on_chunk=parts.append)

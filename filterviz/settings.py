@@ -37,6 +37,9 @@ __all__ = [
     "RenderSettings",
     "SCHEMA",
     "PRESETS",
+    "DEFAULT_PRESET",
+    "OBJECTIVES",
+    "SPECTRA",
     "preset",
     "FilterRange",
     "parse_filters",
@@ -52,8 +55,11 @@ DISPLAY_MODES = ("std", "range")  # grid.to_display: stretched by the standard d
 PARAMS = ("pixel", "fourier", "maco")
 OPTIMIZERS = ("normalized", "adam")
 SCHEDULES = ("constant", "cosine")
+SPECTRA = ("sample", "photos")  # maco's fixed magnitude: of the sample photo's crops, or of every offline photo's
 TRANSFORMS = ("none", "standard", "lucid")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
+OBJECTIVES = ("mean", "fired", "top", "neuron")  # ascent.build_objective: what of the filter's map is maximized
+DEFAULT_PRESET = "quality"  # what `filterviz layer` and a sweep use unless told otherwise: the best picture
 
 
 # -- the schema ----------------------------------------------------------------------------------------------
@@ -153,6 +159,10 @@ class RenderSettings:
     max_memory_gb: float = _number(2.0, "activation memory budget in GB", above=0, flag="--max-memory",
                                    what="a positive number of GB")
     border: int = _field(0, int, "feature-map pixels left out of the objective on each side", min=0)
+    objective: str = _field("mean", str, "mean (the map's mean), fired (its mean after a ReLU, plus a lift of its "
+                            "top 5%% so a filter negative everywhere still gets a gradient), top (its top 5%%) or "
+                            "neuron (its centre unit)",
+                            choices=OBJECTIVES)
     pre_activation: bool = _field(True, bool, "maximize the layer's output after its activation (default: before)",
                                   flag="--post-activation")
     param: str = _field("pixel", str, "pixel, fourier or maco (phase only, with a photo's spectrum)", choices=PARAMS)
@@ -180,10 +190,26 @@ class RenderSettings:
     xla: bool = _field(False, bool, "compile the loop with XLA")
     mirrored: bool = _field(False, bool, "split the filters across all visible GPUs (tf.distribute.MirroredStrategy)")
     precision: str = _field("float32", str, "float32, mixed_float16, mixed_bfloat16 or auto (bfloat16 on CPUs "
-                            "with AMX)", choices=PRECISIONS)
+                            "with AMX or AVX-512 BF16)", choices=PRECISIONS)
     display: str | None = _field(None, str, "std (stretched) or range (as rendered); default std for pixel, "
                                  "else range", choices=DISPLAY_MODES, optional=True)
     labels: bool = _field(True, bool, "no filter numbers", flag="--no-labels")
+    # the features of the best published methods (issue 15); each is off by default
+    diversity: int = _field(1, int, "pictures per filter that differ from each other (Lucid's diversity; default 1)",
+                            min=1, max=64)
+    diversity_weight: float = _number(1.0, "weight of the penalty on the similarity of a filter's pictures, relative "
+                                      "to the objective's size (default 1)", min=0)
+    negative: bool = _field(False, bool, "render what the filter is most against (minus its mean pre-activation)")
+    init: str | None = _field(None, str, "start every picture from this image (feature accentuation)", optional=True,
+                              what="an image path (or none for a random start)")
+    init_weight: float = _number(0.0, "weight of the pull back towards the --init image (mean squared distance)",
+                                 min=0)
+    crops: int = _field(1, int, "random crops of a 1.5x larger canvas the network sees per step (MaCo; default 1: "
+                        "the picture itself)", min=1, max=64)
+    spectrum: str = _field("sample", str, "maco only: the fixed magnitude of the sample photo, or averaged over "
+                           "every offline photo (photos)", choices=SPECTRA)
+    alpha: bool = _field(False, bool, "save a transparency map from the accumulated image gradient (images.npz alpha)")
+    show_alpha: bool = _field(False, bool, "save the transparency map and fade the grid to white where it is low")
 
     def __post_init__(self) -> None:
         for name, spec in SCHEMA.items():
@@ -195,8 +221,16 @@ class RenderSettings:
         if self.contrast != 2.0 and self.param != "maco":
             raise UserError(f"bad contrast {self.contrast!r}: only the maco parameterization has a fixed contrast "
                             "to set; use param maco")
+        if self.spectrum != "sample" and self.param != "maco":
+            raise UserError(f"bad spectrum {self.spectrum!r}: only the maco parameterization has a fixed spectrum; "
+                            "use param maco")
         if self.coarse != 0 and self.size % 2 != 0:
             raise UserError(f"bad size {self.size!r}: an even number when coarse > 0")
+
+    @property
+    def keeps_alpha(self) -> bool:
+        """Whether the loop accumulates the transparency map (alpha or show_alpha)."""
+        return self.alpha or self.show_alpha
 
     @property
     def display_mode(self) -> str:
@@ -213,18 +247,24 @@ SCHEMA: dict[str, FieldSpec] = {  # field name -> its FieldSpec, in declaration 
 }
 
 PRESETS: dict[str, RenderSettings] = {
-    # The Keras example's algorithm: raw pixels, normalized gradient.
-    # All use mixed_bfloat16 where it wins (CPUs with AMX: about 3x faster, same metrics), else float32.
-    "fast": RenderSettings(steps=30, lr=10.0, precision="auto"),
-    # MaCo (Fel et al. 2023): only the spectrum's phase is optimized, its magnitude is the sample photo's, so the
-    # pictures keep a photograph's colours and smoothness; random shifts, zooms and rotations (transforms.standard),
-    # Adam; minus 3x the other filters' activations (specificity). Chosen by benchmarks/quality.py (README).
-    "quality": RenderSettings(param="maco", contrast=2.0, optimizer="adam", lr=0.3, steps=48, transforms="standard",
-                              specificity=3.0, precision="auto"),
-    # Olah et al. 2017 (Lucid): decorrelated Fourier parameterization with spectrum decay 1.5, Adam, specificity 1,
-    # with filterviz's transforms (more robust than Lucid's own, README): the strongest activations, vivid colours.
+    # All use mixed_bfloat16 where it is faster with the same pictures (filterviz.precision), else float32.
+    # The best picture, and the default (benchmarks/quality.py, docs/benchmarks.md): Lucid's decorrelated Fourier
+    # parameterization (spectrum decay 1.5) with filterviz's transforms, Adam, specificity 1; the objective is the
+    # map's response where the filter fires (after its ReLU), not its mean, which can rise everywhere and stay
+    # below zero; a colourfulness limit of 70 keeps colours within the range of photographs.
+    "quality": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=64, transforms="standard",
+                              specificity=1.0, colour=1.0, colour_limit=70.0, objective="fired", precision="auto"),
+    # Quick looks at whole layers: the Keras example's algorithm (raw pixels, normalized gradient, 30 steps) on the
+    # fired objective.
+    "fast": RenderSettings(steps=30, lr=10.0, objective="fired", precision="auto"),
+    # Olah et al. 2017 (Lucid): the quality preset's parameterization and optimizer, 48 steps, no colour limit:
+    # the strongest activations, in vivid colours.
     "lucid": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=48, transforms="standard",
-                            specificity=1.0, precision="auto"),
+                            specificity=1.0, objective="fired", precision="auto"),
+    # MaCo (Fel et al. 2023): only the spectrum's phase is optimized, its magnitude is the sample photos'; random
+    # shifts, zooms and rotations, Adam; minus 3x the other filters' activations (specificity).
+    "maco": RenderSettings(param="maco", contrast=2.0, optimizer="adam", lr=0.3, steps=48, transforms="standard",
+                           specificity=3.0, precision="auto"),
 }
 
 

@@ -8,18 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import make_tiny_cnn
 
 from filterviz.cli import main
 from filterviz.models import DEFAULT_MODEL as MODELS_DEFAULT
 from filterviz.settings import DEFAULT_MODEL
-
-
-@pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    make_tiny_cnn().save(path)
-    return str(path)
 
 
 def test_default_model_constant_matches():
@@ -46,7 +38,8 @@ def test_layer_end_to_end(tiny_path, tmp_path, capsys):
 def test_layers_lists_filters(tiny_path, capsys):
     assert main(["layers", "--model", tiny_path]) == 0
     text = capsys.readouterr().out
-    assert "conv1" in text and "conv3" in text and "logits" not in text and "gap" not in text
+    assert "conv1" in text and "conv3" in text and "gap" not in text
+    assert "logits" in text  # Dense units are listed (rendered on their logits)
 
 
 def test_default_output_dir(tiny_path, tmp_path, monkeypatch):
@@ -63,7 +56,6 @@ def test_default_output_dir(tiny_path, tmp_path, monkeypatch):
         (["layer", "conv2", "--model", "missing.keras"], ["missing.keras", "does not exist"]),
         (["layer", "conv22", "--model", "{tiny}"], ["conv22", "conv2"]),
         (["layer", "gap", "--model", "{tiny}"], ["gap", "no filters"]),
-        (["layer", "logits", "--model", "{tiny}"], ["logits", "no filters"]),
         (["layer", "conv2", "--model", "{tiny}", "--filters", "12"], ["12", "0 to 11"]),
         (["layer", "conv2", "--model", "{tiny}", "--size", "0"], ["size", "0"]),
         (["layer", "conv2", "--model", "{tiny}", "--steps", "-1"], ["steps", "-1"]),
@@ -137,7 +129,7 @@ def test_render_options_reach_the_settings():
     sub = argparse.ArgumentParser().add_subparsers()
     add_parser(sub)
     args = sub.choices["layer"].parse_args(
-        ["conv2", "--preset", "quality", "--coarse", "0.5", "--specificity", "2", "--mirrored", "--precision", "float32"]
+        ["conv2", "--preset", "maco", "--coarse", "0.5", "--specificity", "2", "--mirrored", "--precision", "float32"]
     )
     s = settings_from_args(args)
     assert (s.coarse, s.specificity, s.mirrored, s.precision, s.param) == (0.5, 2.0, True, "float32", "maco")

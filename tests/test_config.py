@@ -44,10 +44,10 @@ def test_bad_yaml_syntax_names_line(tmp_path):
 
 
 def test_values_parsed_as_meant():
-    cfg = parse_config("filters: 8:16\nlr: 1e-3\nsweep:\n  steps: [5, 10]\n  preset: [fast, quality]\n", "c.yaml", "c")
+    cfg = parse_config("filters: 8:16\nlr: 1e-3\nsweep:\n  steps: [5, 10]\n  preset: [fast, maco]\n", "c.yaml", "c")
     assert cfg.filters == "8:16" and dict(cfg.settings)["lr"] == 0.001 and cfg.name == "c"
     assert len(cfg.points()) == 4
-    assert cfg.settings_for({"steps": 10, "preset": "quality"}).param == "maco"
+    assert cfg.settings_for({"steps": 10, "preset": "maco"}).param == "maco"
     fig = parse_config("figure:\n  width: single\n  filters: 0:4\n", "c.yaml").figure
     assert fig.width == 3.5 and fig.filters == (0, 1, 2, 3)
 

@@ -78,3 +78,39 @@ def test_channel_top_is_the_mean_of_the_highest_values():
     np.testing.assert_allclose(objectives.channel_top(0.1)(c).numpy(), [(-11.0 - 12.0) / 2])  # top 2 of 20
     np.testing.assert_allclose(objectives.channel_top(1.0)(c).numpy(), objectives.channel()(c).numpy())
     assert objectives.channel_top().own_filter_only
+
+
+def test_channel_fired_by_hand():
+    f = np.zeros([1, 2, 2, 1], np.float32)
+    f[0, :, :, 0] = [[1, -3], [5, -7]]
+    c = ctx(f, [0])
+    # relu mean (1 + 5) / 4 = 1.5; top quarter = the highest value, 5
+    np.testing.assert_allclose(objectives.channel_fired(share=0.25, top=0.1)(c).numpy(), [1.5 + 0.5])
+    np.testing.assert_allclose(objectives.channel_fired(share=0.5, top=0.0)(c).numpy(), [1.5])
+    assert objectives.channel_fired().own_filter_only
+
+
+def test_channel_fired_makes_an_all_negative_filter_fire():
+    """A filter with centre weight +1, the 8 neighbours -1 and bias -0.5, on pictures in 0..1: its map is
+    -7x - 0.5 on a flat grey picture (all negative). The plain mean is best at a black picture, where the map is
+    still -0.5 everywhere (never fires); the ReLU alone has no gradient; channel_fired makes bright dots on dark,
+    where the filter fires."""
+    kernel = -np.ones([3, 3, 1, 1], np.float32)
+    kernel[1, 1] = 1.0
+
+    def post_relu_after(objective: objectives.Objective) -> float:
+        x = tf.Variable(0.5 + 0.01 * tf.random.stateless_normal([1, 12, 12, 1], [0, 1]))
+        for _ in range(60):
+            with tf.GradientTape() as tape:
+                maps = tf.nn.conv2d(x, kernel, 1, "SAME")[..., 0] - 0.5
+                score = objective(objectives.Context(x, None, tf.constant([0]), maps))
+            g = tape.gradient(score, x)
+            if g is not None:
+                x.assign(tf.clip_by_value(x + 0.05 * g / (tf.norm(g) + 1e-12), 0.0, 1.0))
+        maps = tf.nn.conv2d(x, kernel, 1, "SAME")[..., 0] - 0.5
+        return float(tf.reduce_mean(tf.nn.relu(maps)))
+
+    start = tf.nn.conv2d(0.5 + 0.01 * tf.random.stateless_normal([1, 12, 12, 1], [0, 1]), kernel, 1, "SAME") - 0.5
+    assert float(tf.reduce_max(start)) < 0
+    assert post_relu_after(objectives.channel()) == 0.0
+    assert post_relu_after(objectives.channel_fired()) > 0.01  # measured 0.017 (a few dots; at most 0.125)

@@ -14,7 +14,7 @@ from filterviz.config import parse_config, setting_keys
 from filterviz.errors import UserError
 from filterviz.settings import PRESETS, SCHEMA, FilterRange, RenderSettings, parse_filters, preset, select_filters
 
-BASE = PRESETS["quality"]  # maco, so every field (contrast too) can take another value
+BASE = PRESETS["maco"]  # maco, so every field (contrast too) can take another value
 
 
 def _other_value(name: str):
@@ -56,7 +56,7 @@ def test_field_names_order_and_defaults_are_stable():
     """metrics.json stores dataclasses.asdict(settings): renaming, reordering or new defaults change results."""
     assert dataclasses.asdict(RenderSettings()) == {
         "size": 128, "steps": 30, "lr": 10.0, "seed": 0, "chunk": None, "max_memory_gb": 2.0, "border": 0,
-        "pre_activation": True, "param": "pixel", "decay": 1.0, "contrast": 2.0, "optimizer": "normalized",
+        "objective": "mean", "pre_activation": True, "param": "pixel", "decay": 1.0, "contrast": 2.0, "optimizer": "normalized",
         "schedule": "constant", "transforms": "none", "tv": 0.0, "l2": 0.0, "blur": 0.0, "specificity": 0.0,
         "colour": 0.0, "colour_limit": 60.0, "segment": 10, "coarse": 0.0, "xla": False, "mirrored": False,
         "precision": "float32", "display": None, "labels": True,
@@ -73,7 +73,7 @@ def test_every_field_has_a_cli_option(name):
     value = _other_value(name)
     spec = SCHEMA[name]
     option = [spec.option] if spec.kind is bool else [spec.option, str(value)]
-    s = settings_from_args(sub.choices["layer"].parse_args(["conv2", "--preset", "quality", *option]))
+    s = settings_from_args(sub.choices["layer"].parse_args(["conv2", "--preset", "maco", *option]))
     assert getattr(s, name) == value != getattr(BASE, name)
     assert s.replace(**{name: getattr(BASE, name)}) == BASE  # nothing else changed
 
@@ -87,9 +87,9 @@ def test_cli_option_names_are_kept():
 def test_every_field_is_a_yaml_key(name):
     value = _other_value(name)
     text = str(value).lower() if isinstance(value, bool) else str(value)
-    cfg = parse_config(f"preset: quality\n{name}: {text}\n", "c.yaml")
+    cfg = parse_config(f"preset: maco\n{name}: {text}\n", "c.yaml")
     assert getattr(cfg.settings_for({}), name) == value
-    swept = parse_config(f"preset: quality\nsweep:\n  {name}: [{text}]\n", "c.yaml")
+    swept = parse_config(f"preset: maco\nsweep:\n  {name}: [{text}]\n", "c.yaml")
     assert getattr(swept.settings_for(swept.points()[0]), name) == value
 
 
