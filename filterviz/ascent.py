@@ -21,6 +21,7 @@ import tensorflow as tf
 from . import metrics, objectives, params, transforms
 from .errors import UserError
 from .models import Extractor
+from .precision import resolve_precision
 from .rewrites import copy_weights, graph_cost, loop_model, onednn_max_pool_available
 from .settings import RenderSettings
 
@@ -29,31 +30,20 @@ __all__ = [
     "LayerRenderer",
     "ChunkOutput",
     "auto_chunk",
-    "resolve_precision",
+    "resolve_precision",  # from filterviz.precision
 ]
-
-
-def resolve_precision(precision: str) -> str:
-    """'auto' is mixed_bfloat16 on a CPU with AMX bfloat16 units (Intel Sapphire Rapids and later), where
-    benchmarks/speed.py measured it several times faster than float32, and float32 elsewhere (CPUs without
-    bfloat16 maths run it many times slower; GPUs are not measured yet). Other values are returned as they are."""
-    if precision != "auto":
-        return precision
-    if tf.config.list_logical_devices("GPU"):
-        return "float32"
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        flags = []
-    return "mixed_bfloat16" if "amx_bf16" in flags else "float32"
 
 
 def build_objective(settings: RenderSettings, natural: Sequence[float] | None = None) -> objectives.Objective:
     """The settings' objective: the filter's mean activation minus the weighted regularizers and, with
     `specificity`, minus that weight times the other filters' activations relative to `natural` (each filter's
     mean response to natural photos, see metrics.natural_means)."""
-    obj = objectives.channel(settings.border)
+    if settings.objective == "fired":
+        obj = objectives.channel_fired(settings.border)
+    elif settings.objective == "top":
+        obj = objectives.channel_top(0.05)
+    else:
+        obj = objectives.channel(settings.border)
     for weight, reg in ((settings.tv, objectives.total_variation), (settings.l2, objectives.l2),
                         (settings.blur, objectives.blur)):
         if weight:
@@ -212,9 +202,13 @@ class LayerRenderer:
     # -- compiled pieces -------------------------------------------------------------------------
     def _replicated(self, fn: Callable) -> Callable:
         """fn(ids[chunk], ...) -> tensors [chunk, ...], run on every replica with its own slice of ids[batch];
-        the replicas' results are concatenated in order. Without a strategy, fn itself."""
+        the replicas' results are concatenated in order. Without a strategy, fn itself.
+
+        Always a new partial object: TensorFlow counts traces per code object (a method's, a closure's), so the
+        functions of every renderer would count as one and warn of retracing after a few layers; a partial has no
+        code object, so each renderer's functions are counted on their own (each is traced once)."""
         if self.strategy is None:
-            return fn
+            return functools.partial(fn)
         chunk = self.chunk
 
         def on_replica(ids: tf.Tensor, *args):
@@ -229,7 +223,7 @@ class LayerRenderer:
                 lambda x: tf.concat(self.strategy.experimental_local_results(x), axis=0), out
             )
 
-        return run
+        return functools.partial(run)
 
     def _model_input(self, unit: tf.Tensor) -> tf.Tensor:
         lo, hi = self.input_range
@@ -239,6 +233,37 @@ class LayerRenderer:
     def single_channel(self) -> bool:
         """Whether the loop computes only each image's own filter of the target layer (models.ChannelHead)."""
         return self._head is not None
+
+    # read-only views for callers and tests
+    @property
+    def source(self) -> tf.keras.Model:
+        """The model whose weights the loop uses: the extractor's model, or its channel head's trunk."""
+        return self._source
+
+    @property
+    def model(self) -> tf.keras.Model:
+        """The model the loop runs: `source` itself, or its clone (mixed precision, ReLUs after pools, oneDNN)."""
+        return self._model
+
+    @property
+    def loss_scale(self) -> float:
+        """The factor the score is multiplied by before its gradient (1.0 except under mixed_float16)."""
+        return self._loss_scale
+
+    @property
+    def variable(self) -> tf.Variable:
+        """The parameters being optimized for the current chunk: float32 whatever the precision."""
+        return self._p
+
+    @property
+    def segments(self) -> list[tuple[int, int, bool]]:
+        """(first step, number of steps, coarse) of each call of the compiled loop, for every chunk."""
+        return self._segments()
+
+    @property
+    def functions(self) -> tuple[Callable, ...]:
+        """The tf.functions: init, the loop of each resolution, the final score."""
+        return (self._init_fn, *self._segment_fns.values(), self._final_fn)
 
     def _score(self, unit: tf.Tensor, shown: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
         out = self._model(self._model_input(shown), training=False)

@@ -195,6 +195,11 @@ class Attributor:
         self._heads: dict[tuple, keras.Model] = {}
         self._fns: dict[tuple, tf.types.experimental.GenericFunction] = {}
 
+    @property
+    def functions(self) -> dict[tuple, tf.types.experimental.GenericFunction]:
+        """A copy of the compiled function of each (method, target variant, layer) used so far."""
+        return dict(self._fns)
+
     # -- models ------------------------------------------------------------------------------------------
     def _clone(self, rule: str) -> keras.Model:
         if rule not in self._clones:

@@ -33,3 +33,18 @@ def tiny_cnn() -> keras.Model:
 @pytest.fixture
 def tiny_weights(tiny_cnn) -> list[np.ndarray]:
     return [w.copy() for w in tiny_cnn.get_weights()]
+
+
+@pytest.fixture(scope="session")
+def tiny_path(tmp_path_factory) -> str:
+    """make_tiny_cnn() saved once per session as tiny.keras (the model's name in output paths is 'tiny');
+    tests only read it."""
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    make_tiny_cnn().save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def model_path(tiny_path) -> str:
+    """The same file, under the name the sweep tests use."""
+    return tiny_path

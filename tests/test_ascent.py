@@ -171,6 +171,7 @@ def test_maco_and_specificity_on_a_four_channel_model():
     settings = SMALL.replace(param="maco", optimizer="adam", lr=0.3, size=16, steps=4, specificity=1.0)
     out = renderer(four, settings=settings, channels=4).render([0, 1])
     assert out.images.shape == (2, 16, 16, 4) and np.isfinite(out.images).all()
+    assert (out.scores > out.trace[:, 0]).all(), (out.trace[:, 0], out.scores)
 
 
 def test_unknown_preset():
@@ -192,6 +193,7 @@ def test_tiny_other_channels():
     m = make_tiny_cnn(channels=1)
     res = render_layer(load_model(m), "conv1", "0:2", SMALL)
     assert res.images.shape == (2, 24, 24, 1) and res.grid.shape[2] == 1
+    assert (res.trace[:, -1] > res.trace[:, 0]).all() and (res.activations > 0).all()
 
 
 def test_out_of_memory_halves_the_chunk(tiny_cnn, monkeypatch):

@@ -120,7 +120,13 @@ def test_no_relu_is_a_user_error():
     att = A.Attributor(model)
     with pytest.raises(UserError, match="no ReLU"):
         att(np.zeros((1, 8, 8, 3), np.float32), "guided", targets.layer_target(model.layers[-1].name))
-    assert att(np.ones((1, 8, 8, 3), np.float32), "saliency", targets.layer_target(model.layers[-1].name)).shape == (1, 8, 8, 3)
+    x = tf.ones((1, 8, 8, 3))
+    sal = att(x.numpy(), "saliency", targets.layer_target(model.layers[-1].name))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        score = tf.reduce_mean(model(x))  # a layer target: the mean of its whole map, through the tanh
+    assert sal.shape == (1, 8, 8, 3)
+    np.testing.assert_allclose(sal, tape.gradient(score, x).numpy(), rtol=1e-5, atol=1e-9)
 
 
 def test_class_target_is_the_logit():
@@ -144,6 +150,7 @@ def test_methods_batched_compiled_once_and_index_is_a_tensor():
         for k in range(3):
             out = att(images, m, targets.class_target(k))
             assert out.shape == images.shape and np.isfinite(out).all()
+            assert (np.abs(out).max(axis=(1, 2, 3)) > 0).all(), (m, k)  # a map for every image
     att(images, "guided", targets.layer_target("conv2", 1))
     att(images, "guided", targets.layer_target("conv2", 7))
     att(images, "guided", targets.layer_target("conv2", 3, (2, 3)))
@@ -165,7 +172,7 @@ def test_smoothgrad_is_one_batched_call():
     key = ("smoothgrad", "class", None)
     assert att.calls[key] == 1 and att.traces[key] == 1  # 2 images x 16 copies: one compiled call
     # the model runs once per trace, on all 32 copies at once
-    fn = att._fns[key]
+    fn = att.functions[key]
     graph = fn.get_concrete_function().graph
     assert sum(op.type == "Conv2D" for op in graph.get_operations()) == 3
     # with no noise SmoothGrad is the plain gradient
@@ -185,8 +192,13 @@ def test_gradient_x_input():
 
 def test_grayscale_model():
     model = make_tiny_cnn(channels=1)
-    out = A.attribute(model, np.full((1, 12, 12, 1), 100.0, np.float32), ["saliency", "guided"], "class:0")
-    assert out["guided"].shape == (1, 12, 12, 1)
+    x = tf.fill((1, 12, 12, 1), 100.0)
+    out = A.attribute(model, x.numpy(), ["saliency", "guided"], "class:0")
+    assert out["guided"].shape == (1, 12, 12, 1) and np.abs(out["guided"]).max() > 0
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        logit = model(x)[:, 0]
+    np.testing.assert_allclose(out["saliency"], tape.gradient(logit, x).numpy(), rtol=1e-5, atol=1e-9)
 
 
 @pytest.mark.parametrize(

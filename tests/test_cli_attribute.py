@@ -16,13 +16,6 @@ from filterviz.images import read_image
 
 
 @pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    make_tiny_cnn().save(path)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
 def gray_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "gray.keras"
     make_tiny_cnn(channels=1).save(path)
@@ -147,6 +140,8 @@ def test_read_image_bounds(tmp_path):
     with pytest.raises(UserError, match="too large"):
         read_image(_huge_png(tmp_path / "h.png", 9000, 9000), max_pixels=50_000_000)
     p = tmp_path / "rgba.png"
-    Image.fromarray(np.full((5, 7, 4), 200, np.uint8)).save(p)
-    assert read_image(p).shape == (5, 7, 3)
-    assert read_image(p, (3, 4), channels=1).shape == (3, 4, 1)
+    Image.fromarray(np.tile(np.uint8([200, 100, 50, 128]), (5, 7, 1))).save(p)
+    rgb = read_image(p)
+    assert rgb.shape == (5, 7, 3) and (rgb == [200, 100, 50]).all()  # alpha dropped, colours kept
+    grey = read_image(p, (3, 4), channels=1)
+    assert grey.shape == (3, 4, 1) and (grey == 124).all()  # luma 0.299 R + 0.587 G + 0.114 B = 124.2

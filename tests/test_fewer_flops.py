@@ -72,7 +72,7 @@ def test_head_only_where_it_is_exact(tiny_cnn):
 def test_coarse_steps_raise_activation_with_two_traces(tiny_cnn):
     settings = SMALL.replace(coarse=0.5, steps=12)
     r = LayerRenderer(feature_extractor(tiny_cnn, "conv2"), settings)
-    assert r._segments() == [(0, 4, True), (4, 2, True), (6, 4, False), (10, 2, False)]
+    assert r.segments == [(0, 4, True), (4, 2, True), (6, 4, False), (10, 2, False)]
     out = r.render(range(12))
     assert r.traces == 2  # one compiled loop per resolution, for every chunk
     assert out.images.shape == (12, 24, 24, 3)

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_tiny_cnn
 from filterviz.cli import main
 from filterviz.config import load_config
 from filterviz.jobs import job_finished, plan_jobs
@@ -30,19 +29,12 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 VOLATILE = ("seconds", "versions")  # metrics.json fields that differ between equal runs
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> str:
-    p = tmp_path_factory.mktemp("model") / "tiny.keras"
-    make_tiny_cnn().save(p)
-    return str(p)
-
-
 def _sweep_config(folder: Path, model_path: str) -> Path:
     """6 jobs (3 conv layers x 2 seeds) of 4 filters in chunks of 2: a few seconds of work in all."""
     folder.mkdir(parents=True, exist_ok=True)
     p = folder / "k.yaml"
     p.write_text(
-        f"name: k\nmodel: {model_path}\nlayers: all-conv\nfilters: '0:4'\nsize: 16\nsteps: 30\nchunk: 2\n"
+        f"name: k\nmodel: {model_path}\ninput_range: '0:255'\nlayers: all-conv\nfilters: '0:4'\nsize: 16\nsteps: 30\nchunk: 2\n"
         f"output: {folder / 'out'}\nsweep:\n  seed: [0, 1]\n"
     )
     return p
@@ -201,7 +193,8 @@ def test_interrupt_inside_a_sweep_job_keeps_its_finished_filters(tmp_path, model
 def test_sigint_during_layer_saves_partial_then_resumes(tmp_path, model_path, capsys):
     """Ctrl-C in `filterviz layer`: the finished filters are saved, marked partial; a re-run renders the rest."""
     out, ref = tmp_path / "o", tmp_path / "ref"
-    args = ["layer", "conv2", "--model", model_path, "--chunk", "1", "--steps", "100", "--size", "16"]
+    args = ["layer", "conv2", "--model", model_path, "--input-range", "0:255", "--chunk", "1", "--steps", "100",
+            "--size", "16"]
     proc = subprocess.Popen([sys.executable, "-m", "filterviz", *args, "--out", str(out)], env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seen = b""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_tiny_cnn
 
 from filterviz.cli import main
 from filterviz.kernels import kernel_grid, kernel_tiles
@@ -35,13 +34,6 @@ def test_grayscale_per_input_channel_limited():
 def test_bad_shape():
     with pytest.raises(ValueError):
         kernel_tiles(np.zeros((3, 3, 3)))
-
-
-@pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    make_tiny_cnn().save(path)
-    return str(path)
 
 
 def test_cli_kernels(tiny_path, tmp_path, capsys):

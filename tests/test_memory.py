@@ -46,7 +46,7 @@ def test_twenty_layers_in_one_process_memory_flat_traces_released(tmp_path, monk
     class Tracked(render_module.LayerRenderer):
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
-            renderers.append([weakref.ref(x) for x in (self, self._init_fn, self._final_fn)])
+            renderers.append([weakref.ref(x) for x in (self, *self.functions)])
 
     real_load = models.load_model
 

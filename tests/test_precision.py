@@ -19,8 +19,8 @@ def _render(model, precision: str, layer: str = "conv2", steps: int = 12):
 
 def test_mixed_bfloat16_raises_every_filter(tiny_cnn, tiny_weights):
     renderer, out = _render(tiny_cnn, "mixed_bfloat16")
-    assert renderer._model.layers[-1].compute_dtype == "bfloat16"
-    assert out.images.dtype == np.float32 and renderer._p.dtype == "float32"
+    assert renderer.model.layers[-1].compute_dtype == "bfloat16"
+    assert out.images.dtype == np.float32 and renderer.variable.dtype == "float32"
     assert np.isfinite(out.images).all() and not out.nonfinite.any()
     assert (out.scores > out.trace[:, 0]).all(), (out.trace[:, 0], out.scores)
     # the user's model is untouched: same weights, still float32
@@ -49,7 +49,7 @@ def test_mixed_float16_raises_every_filter(tiny_cnn):
         renderer, out = _render(tiny_cnn, "mixed_float16")
     except Exception as e:  # some CPU builds lack float16 kernels for conv or its gradient
         pytest.skip(f"float16 is not supported on this device: {type(e).__name__}: {str(e)[:120]}")
-    assert renderer._loss_scale > 1 and renderer._model.layers[-1].compute_dtype == "float16"
+    assert renderer.loss_scale > 1 and renderer.model.layers[-1].compute_dtype == "float16"
     assert np.isfinite(out.images).all() and not out.nonfinite.any()
     assert (out.scores > out.trace[:, 0]).all(), (out.trace[:, 0], out.scores)
 
@@ -90,7 +90,7 @@ def test_model_that_cannot_be_copied(monkeypatch):
         LayerRenderer(extractor, RenderSettings(size=16, steps=1, precision="mixed_bfloat16"))
     monkeypatch.setattr(ascent, "resolve_precision", lambda p: "mixed_bfloat16")
     r = LayerRenderer(extractor, RenderSettings(size=16, steps=1, precision="auto"))
-    assert r.precision == "float32" and r._model is r._source
+    assert r.precision == "float32" and r.model is r.source
 
 
 def test_auto_chunk_doubles_under_mixed_precision(tiny_cnn):
