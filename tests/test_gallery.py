@@ -63,7 +63,7 @@ def results(tmp_path_factory, tiny_path) -> Path:
     model = tiny_path
     make_crops(root / "photos", 40)
     out = root / "outputs"
-    common = ["--model", str(model), "--quiet", "--size", "32", "--steps", "12"]
+    common = ["--model", str(model), "--input-range", "0:255", "--preset", "fast", "--quiet", "--size", "32", "--steps", "12"]
     assert main(["layer", "conv1", *common, "--out", str(out / "tiny" / "conv1")]) == 0
     assert main(["layer", "conv1", *common, "--param", "fourier", "--out", str(out / "tiny" / "conv1_fourier")]) == 0
     assert main(["layer", "conv3", *common, "--filters", "0:4", "--out", str(out / "tiny" / "conv3")]) == 0
