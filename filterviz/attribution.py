@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from .errors import UserError, suggest
-from .models import LoadedModel
+from .models import LoadedModel, compose_front
 from .rewrites import clone_with, is_graph_model, producer
 from .targets import Target, parse_methods, parse_target
 
@@ -178,7 +178,9 @@ class Attributor:
         batch: int = 8,
     ) -> None:
         lm = model if isinstance(model, LoadedModel) else LoadedModel(model.name, model)
-        self.net = _as_keras(lm)
+        # the user's network (its layers are the ones a layer target names) is cloned; the front that turns 0-255
+        # pixels into its input (--input-range, --preprocess) goes before each head as it is
+        self.net, self.front = _as_keras(lm.net), lm.front
         self.name = lm.name
         self.input_range = lm.input_range
         if not (isinstance(samples, (int, np.integer)) and 1 <= samples <= 1024):
@@ -210,13 +212,12 @@ class Attributor:
         key = (rule, target.kind, target.layer)
         if key not in self._heads:
             clone = self._clone(rule)
-            if target.kind == "class":
-                self._heads[key] = clone
-            else:
+            if target.kind != "class":
                 names = [layer.name for layer in clone.layers]
                 if target.layer not in names:
                     raise UserError(f"unknown layer '{target.layer}' in model '{self.name}': {suggest(target.layer, names)}")
-                self._heads[key] = keras.Model(clone.inputs, clone.get_layer(target.layer).output)
+                clone = keras.Model(clone.inputs, clone.get_layer(target.layer).output)
+            self._heads[key] = compose_front(self.front, clone)
         return self._heads[key]
 
     def prepare(self, methods: Sequence[str]) -> None:

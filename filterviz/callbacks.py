@@ -25,8 +25,9 @@ import numpy as np
 
 from . import files, grid
 from .errors import UserError
+from .inputs import parse_input_range
 from .kernels import kernel_grid
-from .models import LoadedModel
+from .models import load_model
 from .render import RenderPlan, prepare_render
 from .settings import RenderSettings, select_filters
 from .tensorboard import ImageSummaries
@@ -41,7 +42,8 @@ class FilterSnapshots(keras.callbacks.Callback):
 
     `filters`: 'all', '0:16', '3,7' or a list (default the first 16). `settings`: RenderSettings for the
     activation mode (default: 64-pixel images, 20 steps; a model with a fixed input size uses that size).
-    `input_range`: the value range of the model's input pixels. `gif_ms`: milliseconds per GIF frame.
+    `input_range`: the value range the model's input takes (e.g. (0, 1)); as with load_model, the pictures are
+    made in 0-255 and rescaled in front of the network. `gif_ms`: milliseconds per GIF frame.
     `logdir`: also write each snapshot (and, for a conv layer, its kernel grid) as TensorBoard image summaries,
     one step per epoch (`tensorboard --logdir LOGDIR` shows them over training).
     """
@@ -54,7 +56,7 @@ class FilterSnapshots(keras.callbacks.Callback):
         out_dir: str | os.PathLike = "snapshots",
         filters: str | list[int] | None = "0:16",
         settings: RenderSettings | None = None,
-        input_range: tuple[float, float] = (0.0, 255.0),
+        input_range: str | tuple[float, float] = (0.0, 255.0),
         max_inputs: int = 8,
         gif_ms: int = 500,
         logdir: str | os.PathLike | None = None,
@@ -70,7 +72,7 @@ class FilterSnapshots(keras.callbacks.Callback):
         self.out_dir = Path(out_dir)
         self.filters = filters
         self.settings = settings
-        self.input_range = tuple(input_range)
+        self.input_range = parse_input_range(input_range)  # a bad one fails here, not when training starts
         self.max_inputs = max_inputs
         self.gif_ms = gif_ms
         self.logdir = logdir
@@ -86,9 +88,11 @@ class FilterSnapshots(keras.callbacks.Callback):
         self.frames, self.written = [], []
         if self.logdir is not None:
             self._summaries = ImageSummaries(self.logdir)
-        lm = LoadedModel(self.model.name, self.model, self.input_range)
         if self.mode == "activation":
-            if self.plan is None or self.plan.model.model is not self.model:
+            if self.plan is None or self.plan.model.net is not self.model:
+                # as load_model does: a model on another range goes behind a front taking 0-255 pixels, so the
+                # sample photos (0-255) are measured on what the network takes; the layers stay the model's own
+                lm = load_model(self.model, input_range=self.input_range)
                 settings = self.settings or RenderSettings(size=64, steps=20)
                 self.plan = prepare_render(lm, self.layer, self.filters, settings, size_from_model=self.settings is None)
             self._idx = self.plan.filters
@@ -113,8 +117,9 @@ class FilterSnapshots(keras.callbacks.Callback):
             renderer, settings = self.plan.renderer, self.plan.settings
             renderer.extractor.sync()  # refresh the copied (pre-activation) layer; the rest is shared
             images = renderer.render(self._idx).images
-            images = np.where(np.isfinite(images), images, np.float32(np.mean(self.input_range)))
-            display = grid.to_display(images, self.input_range, settings.display_mode)
+            lo_hi = self.plan.model.input_range  # the pictures' range: 0-255 behind a front
+            images = np.where(np.isfinite(images), images, np.float32(np.mean(lo_hi)))
+            display = grid.to_display(images, lo_hi, settings.display_mode)
             picture = grid.tile(display, labels=[int(i) for i in self._idx] if settings.labels else None)
         else:
             picture = kernel_grid(self._kernel(), self._idx, max_inputs=self.max_inputs)

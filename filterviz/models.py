@@ -359,7 +359,8 @@ def feature_extractor(
                         f"{suggest(layer, list(infos))}")
     inner, copies = address_model(net, layer, pre_activation)
     head = None
-    if "/" not in layer and unit(graph, target).kind in ("copy", "output"):
+    kind = unit(graph, target).kind
+    if "/" not in layer and (kind in ("copy", "output") or kind == "activated" and pre_activation):
         head = channel_head(net, layer, pre_activation)
         if head is not None and lm.front is not None:
             head = ChannelHead(compose_front(lm.front, head.trunk), head.layer, head.pre_activation)

@@ -5,7 +5,9 @@ nested in the model (any depth). Rules, applied in the (sub)model that holds the
 
 - A Conv2D, SeparableConv2D or DepthwiseConv2D with no activation whose only consumer is a BatchNormalization
   is maximized through that BN (the network never uses the raw convolution, and a negative BN scale flips it);
-  it is measured after the activation that follows the BN where there is one.
+  it is measured after the activation that follows the BN where there is one. One whose only consumer is an
+  activation layer (a ReLU, a PReLU...) is maximized on its output and measured after that activation, as a
+  convolution with a built-in activation is.
 - An activation layer (Activation, ReLU, LeakyReLU, PReLU, ELU, Softmax) is maximized on its input, measured
   on its output; with `pre_activation=False` both are its output.
 - A Dense layer is a classifier's units: maximized and measured on its logits (a softmax is skipped, a rank-2
@@ -35,9 +37,9 @@ _CONVS = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.Depthw
 
 @dataclass(frozen=True)
 class Unit:
-    """How a render uses one layer: `kind` ('bn', 'activation', 'logits', 'copy' or 'output'), `via` (the BN or
-    activation layer involved, else ''), `post_via` (the layer measured after, else '') and `note` (in words,
-    for `filterviz layers`)."""
+    """How a render uses one layer: `kind` ('bn', 'activated', 'activation', 'logits', 'copy' or 'output'), `via`
+    (the BN or activation layer involved, else ''), `post_via` (the layer measured after, else '') and `note`
+    (in words, for `filterviz layers`)."""
 
     kind: str
     via: str = ""
@@ -96,6 +98,8 @@ def unit(graph: keras.Model, layer) -> Unit:
             after = after if isinstance(after, ACTIVATION_LAYERS) else None
             note = f"through {bn.name}" + (f", measured after {after.name}" if after is not None else "")
             return Unit("bn", bn.name, after.name if after is not None else "", note)
+        if isinstance(bn, ACTIVATION_LAYERS):
+            return Unit("activated", "", bn.name, f"measured after {bn.name}")
     if isinstance(layer, ACTIVATION_LAYERS):
         return Unit("activation", layer.name, "", "its input (--post-activation: its output)")
     if isinstance(layer, keras.layers.Dense) and act in ("softmax", "linear"):
@@ -123,6 +127,8 @@ def unit_tensor(graph: keras.Model, layer, pre_activation: bool) -> tuple[object
         return graph.get_layer(name).output, ()
     if u.kind == "activation":
         return (layer.input if pre_activation else layer.output), ()
+    if u.kind == "activated" and not pre_activation:
+        return graph.get_layer(u.post_via).output, ()
     if u.kind == "logits" and _activation_name(layer) == "softmax" or u.kind == "copy" and pre_activation:
         out, pair = _linear_copy(layer, layer.input)
         return out, (pair,)

@@ -193,3 +193,77 @@ def test_cli_file_model_end_to_end(saved_model, tmp_path, capsys, caplog):
     assert main(["layers", "--model", saved_model, "--input-range", "0:1"]) == 0
     text = capsys.readouterr().out
     assert "grey 0-1" in text and "through bn1" in text and "logits (softmax skipped)" in text
+
+
+def test_attribute_layer_target_behind_a_front(saved_model, tmp_path):
+    from PIL import Image
+
+    from filterviz.attribution import Attributor
+    from filterviz.targets import parse_target
+
+    net = keras.models.load_model(saved_model, compile=False)
+    x = np.random.default_rng(3).uniform(0, 255, (2, 12, 12, 1)).astype("float32")
+    got = Attributor(load_model(net, input_range="0:1"))(x, "saliency", parse_target("layer:c1:0"))
+    unit = tf.constant(x / 255.0)
+    with tf.GradientTape() as tape:
+        tape.watch(unit)
+        score = tf.reduce_sum(tf.reduce_mean(keras.Model(net.inputs, net.get_layer("c1").output)(unit)[..., 0],
+                                             axis=[1, 2]))
+    want = tape.gradient(score, unit).numpy() / 255.0  # the maps are per 0-255 pixel, through the front
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-9)
+    assert np.abs(want).max() > 0
+    image = tmp_path / "digit.png"
+    Image.fromarray(np.random.default_rng(4).integers(0, 255, (20, 20), dtype=np.uint8)).save(image)
+    out = tmp_path / "att"
+    assert main(["attribute", str(image), "--model", saved_model, "--input-range", "0:1", "--target",
+                 "layer:c1:0", "--method", "saliency", "--size", "16", "--out", str(out)]) == 0
+    assert (out / "digit_c1-f0_saliency.png").is_file()
+
+
+def test_bad_layer_and_assumed_range_give_one_line(saved_model, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "filterviz", "layer", "nope", "--model", saved_model, "--out",
+                          str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1, run.stderr
+    assert lines[0].startswith("filterviz: error: unknown layer 'nope'") and not out.exists()
+
+
+def test_snapshots_of_a_unit_range_model(tmp_path):
+    """FilterSnapshots(input_range=(0, 1)) handles the model as load_model does: 0-255 pictures and photos go
+    through a front, so the photo statistics are those of the network on [0, 1] photos."""
+    from filterviz import metrics
+    from filterviz.callbacks import FilterSnapshots
+
+    net = bn_net(negative=False)
+    net.compile("adam", "sparse_categorical_crossentropy")
+    x = np.random.default_rng(5).uniform(0, 1, (8, 16, 16, 3)).astype("float32")
+    cb = FilterSnapshots("c2", out_dir=tmp_path, filters="0:3", input_range=(0, 1),
+                         settings=filterviz.preset("fast", size=16, steps=8))
+    net.fit(x, np.arange(8) % 4, epochs=1, batch_size=8, verbose=0, callbacks=[cb])
+    lm = cb.plan.model
+    assert lm.net is net and lm.network_range == (0.0, 1.0) and lm.input_range == (0.0, 255.0)
+    crops = metrics.photo_crops(16, 3, flips=False)[:6]
+    raw = keras.Model(net.inputs, net.get_layer("a2").output)  # c2 is measured after bn2 and a2
+    np.testing.assert_allclose(cb.plan.post.model(crops), raw(crops / 255.0), rtol=1e-4, atol=1e-5)
+    frames = [np.asarray(f, float) for f in cb.frames]
+    assert len(frames) == 2 and all(f.std() > 5 for f in frames)  # pictures, not flat tiles
+
+
+def test_conv_then_activation_layer_is_measured_after_it():
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, name="c")(inp)
+    out = keras.layers.PReLU(alpha_initializer=keras.initializers.Constant(0.25), shared_axes=[1, 2], name="p")(x)
+    net = keras.Model(inp, out)
+    assert {i.name: i.unit for i in visual_layers(net)}["c"] == "measured after p"
+    x = np.random.default_rng(6).uniform(0, 255, (2, 9, 9, 3)).astype("float32")
+    raw = keras.Model(net.inputs, net.get_layer("c").output)(x).numpy()
+    ex = feature_extractor(net, "c")
+    np.testing.assert_allclose(ex.model(x), raw, rtol=1e-5, atol=1e-4)  # maximized on the conv's output
+    assert ex.head is not None  # so the one-filter fast path still applies
+    post = feature_extractor(net, "c", pre_activation=False).model(x).numpy()
+    np.testing.assert_allclose(post, np.where(raw > 0, raw, 0.25 * raw), rtol=1e-5, atol=1e-4)

@@ -37,33 +37,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _no_retracing_warning(record) -> bool:
-    """A logging filter: TensorFlow counts traces per method, not per object, so every new LayerRenderer
-    (one per layer of a sweep) looks like a retrace to it and it warns; each renderer traces once."""
-    return "triggered tf.function retracing" not in record.getMessage()
-
-
-def _start_tensorflow_quietly() -> None:
-    """Import TensorFlow and initialize its devices with the C++ start-up log lines (CUDA probes, CPU
-    feature notes) kept off the terminal. Python-level errors still surface normally."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if os.environ.get("FILTERVIZ_TF_LOGS"):
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow as tf
-
-        tf.config.list_logical_devices()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-    tf.get_logger().addFilter(_no_retracing_warning)  # added once: logging skips a filter it already has
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -71,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     from ..errors import Interrupted, UserError
+    from ..quiet import start_tensorflow
 
     import signal
 
@@ -79,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        _start_tensorflow_quietly()
+        start_tensorflow()  # without its C++ start-up lines
         return int(args.run(args) or 0)
     except UserError as e:
         sys.stderr.write(f"filterviz: error: {e}\n")
