@@ -1,7 +1,8 @@
 """The engine: activation maximization of every filter of a layer in one compiled tf.while_loop.
 
-A batch holds one image per filter. Each image maximizes its own filter's objective, its gradient is
-normalized by its own norm, and it is updated in place in a tf.Variable. Filter indices are tensors and
+A batch holds one image per filter (with `diversity` K, K consecutive images per filter; see filterviz.canvas
+for the canvas, its random crops and a start from the user's image). Each image maximizes its own filter's
+objective, its gradient is normalized by its own norm, and it is updated in place in a tf.Variable. Filter indices are tensors and
 the last chunk is padded, so one trace of the loop serves every chunk of a layer. The loop runs in
 segments of `segment` steps so that a progress bar can advance inside a chunk without a host round-trip
 per step.
@@ -13,48 +14,27 @@ import contextlib
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from . import metrics, objectives, params, transforms
+from . import canvas, metrics, objectives, transforms
+from .chunks import ChunkOutput
 from .errors import UserError
 from .models import Extractor
+from .objectives import build_objective
 from .precision import resolve_precision
 from .rewrites import copy_weights, graph_cost, loop_model, onednn_max_pool_available
 from .settings import RenderSettings
+from .update import ascend, learning_rate
 
 __all__ = [
-    "build_objective",
+    "build_objective",  # from filterviz.objectives
     "LayerRenderer",
-    "ChunkOutput",
+    "ChunkOutput",  # from filterviz.chunks
     "auto_chunk",
     "resolve_precision",  # from filterviz.precision
 ]
-
-
-def build_objective(settings: RenderSettings, natural: Sequence[float] | None = None) -> objectives.Objective:
-    """The settings' objective: the filter's mean activation minus the weighted regularizers and, with
-    `specificity`, minus that weight times the other filters' activations relative to `natural` (each filter's
-    mean response to natural photos, see metrics.natural_means)."""
-    if settings.objective == "fired":
-        obj = objectives.channel_fired(settings.border)
-    elif settings.objective == "top":
-        obj = objectives.channel_top(0.05)
-    else:
-        obj = objectives.channel(settings.border)
-    for weight, reg in ((settings.tv, objectives.total_variation), (settings.l2, objectives.l2),
-                        (settings.blur, objectives.blur)):
-        if weight:
-            obj = obj - weight * reg()
-    if settings.colour:
-        obj = obj - settings.colour * objectives.colourfulness(settings.colour_limit)
-    if settings.specificity:
-        if natural is None:
-            raise ValueError("build_objective: specificity needs the filters' natural means")
-        obj = obj - settings.specificity * objectives.others(natural)
-    return obj
 
 
 def auto_chunk(
@@ -68,24 +48,6 @@ def auto_chunk(
         act_bytes //= 2
     per_image = max(1, 3 * act_bytes)  # forward activations, their gradients, and workspace
     return int(max(1, min(cap, (max_memory_gb * 2**30) // per_image)))
-
-
-@dataclass(frozen=True)
-class ChunkOutput:
-    """Results for a list of filters: images in model-input space, final objective, loss trace, NaN flags,
-    and (where known) the filter indices."""
-
-    images: np.ndarray
-    scores: np.ndarray
-    trace: np.ndarray
-    nonfinite: np.ndarray
-    filters: np.ndarray | None = None
-
-    @staticmethod
-    def concat(parts: Sequence[ChunkOutput]) -> ChunkOutput:
-        """The parts one after another (every part needs its `filters`)."""
-        fields = ("images", "scores", "trace", "nonfinite", "filters")
-        return ChunkOutput(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
 
 
 class LayerRenderer:
@@ -128,12 +90,11 @@ class LayerRenderer:
         self._source = self._head.trunk if self._head is not None else extractor.model
         self._model = self._loop_model()
         self._loss_scale = 1024.0 if self.precision == "mixed_float16" else 1.0
+        self.pictures = settings.diversity  # pictures per filter, one after another in the batch
         self.chunk = self._chunk(channels, max_filters)
-        self.batch = self.chunk * self.replicas
-        self.param = params.Parameterization(
-            settings.param, settings.size, channels, decay=settings.decay, contrast=settings.contrast,
-            magnitude=self.photos.magnitude if settings.param == "maco" else None,  # the photos' spectrum
-        )
+        self.batch = self.chunk * self.replicas  # pictures per call of the compiled loop
+        self.param = canvas.make_param(settings, channels, self.photos)  # at the canvas size
+        self._start = canvas.read_start(settings.init, self.param) if settings.init else None
         self.transform = {"standard": transforms.standard, "lucid": transforms.lucid}.get(
             settings.transforms, lambda size: transforms.compose()
         )(settings.size)
@@ -164,14 +125,16 @@ class LayerRenderer:
             return self._source
 
     def _chunk(self, channels: int, max_filters: int | None) -> int:
-        """Images per replica per call: from the settings or the memory budget, balanced so that the padded
-        last chunk of `max_filters` wastes little."""
-        s = self.settings
-        chunk = s.chunk or auto_chunk(self.extractor, s.size, channels, s.max_memory_gb, precision=self.precision)
+        """Images per replica per call: from the settings or the memory budget (which the network's views, `crops`
+        per image, share), balanced so that the padded last chunk of `max_filters` wastes little; a whole number
+        of each filter's `pictures`."""
+        s, k = self.settings, self.pictures
+        chunk = s.chunk or max(1, auto_chunk(self.extractor, s.size, channels, s.max_memory_gb,
+                                             precision=self.precision) // s.crops)
         if max_filters:
-            per_replica = math.ceil(max_filters / self.replicas)
+            per_replica = math.ceil(max_filters * k / self.replicas)
             chunk = math.ceil(per_replica / math.ceil(per_replica / chunk))
-        return chunk
+        return max(k, chunk // k * k)
 
     def _make_variables(self) -> None:
         shape = [self.chunk] + self.param.shape
@@ -183,6 +146,10 @@ class LayerRenderer:
             self._m = tf.Variable(tf.zeros(shape), name="adam_m", **local)
             self._v = tf.Variable(tf.zeros(shape), name="adam_v", **local)
             self._bad = tf.Variable(tf.zeros([self.chunk], tf.bool), name="nonfinite", **local)
+            self._alpha = None  # the accumulated absolute gradient of each picture, for its transparency map
+            if self.settings.keeps_alpha:
+                side = self.param.size
+                self._alpha = tf.Variable(tf.zeros([self.chunk, side, side]), name="alpha", **local)
 
     def _compile(self) -> None:
         """The tf.functions, each with a fixed signature so it is traced once: init, one compiled loop per
@@ -273,22 +240,45 @@ class LayerRenderer:
             ctx = objectives.Context(unit, tf.cast(out, tf.float32), filters)
         return self.objective(ctx)
 
-    def _init(self, filters: tf.Tensor) -> None:
-        self._p.assign(self.param.init(filters, self.settings.seed))
+    def _init(self, ids: tf.Tensor) -> None:
+        """Start the pictures `ids` (canvas.picture_ids): random draws, or the start image, where each filter's
+        further pictures (diversity) get a tenth of their random draw added so that they can part."""
+        p = self.param.init(ids, self.settings.seed)
+        if self._start is not None:
+            centre = 0.5 if self.param.kind == "pixel" else 0.0
+            further = tf.reshape(ids >= canvas.COPY_STRIDE, [-1] + [1] * len(self.param.shape))
+            p = self._start.params + tf.where(further, 0.1 * (p - centre), 0.0)
+        self._p.assign(p)
         self._m.assign(tf.zeros_like(self._m))
         self._v.assign(tf.zeros_like(self._v))
         self._bad.assign(tf.zeros_like(self._bad))
+        if self._alpha is not None:
+            self._alpha.assign(tf.zeros_like(self._alpha))
 
-    def _lr(self, step: tf.Tensor, lr: tf.Tensor) -> tf.Tensor:
-        if self.settings.schedule == "cosine":
-            t = tf.cast(step, tf.float32) / float(self.settings.steps)
-            return lr * (0.05 + 0.95 * 0.5 * (1.0 + tf.cos(math.pi * tf.minimum(t, 1.0))))
-        return lr
+    def _picture(self) -> tf.Tensor:
+        """The pictures being optimized, in unit space (the whole canvas)."""
+        return self.param.to_image(self._p, None if self._start is None else self._start.offset)
+
+    def _step_score(self, unit: tf.Tensor, filters: tf.Tensor, seed: tf.Tensor, coarse: bool) -> tf.Tensor:
+        """Each picture's score at one step: of what the network sees (random crops of the canvas, then the
+        random transforms, at half size when `coarse`), averaged over its crops, minus the pull to the start."""
+        crops = self.settings.crops
+        views = canvas.random_crops(unit, crops, self.settings.size, seed) if crops > 1 else unit
+        shown = self.transform(views, seed)
+        if coarse:  # coarse to fine: the network sees a half-size view (a quarter of the FLOPs)
+            shown = tf.nn.avg_pool2d(shown, 2, 2, "VALID")
+        score = self._score(views, shown, tf.tile(filters, [crops]) if crops > 1 else filters)
+        if crops > 1:  # crop by crop: [crops, N]
+            score = tf.reduce_mean(tf.reshape(score, [crops, -1]), axis=0)
+        if self._start is not None and self.settings.init_weight:
+            score -= self.settings.init_weight * tf.reduce_mean(tf.square(unit - self._start.unit), axis=[1, 2, 3])
+        return score
 
     def _segment(
-        self, filters: tf.Tensor, start: tf.Tensor, n: tf.Tensor, lr: tf.Tensor, *, coarse: bool = False
+        self, ids: tf.Tensor, start: tf.Tensor, n: tf.Tensor, lr: tf.Tensor, *, coarse: bool = False
     ) -> tf.Tensor:
         self.traces += 1
+        filters = tf.math.floormod(ids, canvas.COPY_STRIDE)
         axes = list(range(1, len(self._p.shape)))
         per_image = [-1] + [1] * len(axes)
         seed0 = tf.constant(self.settings.seed, tf.int32)
@@ -296,38 +286,41 @@ class LayerRenderer:
         def body(i: tf.Tensor, trace: tf.TensorArray):
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(self._p)
-                unit = self.param.to_image(self._p)
-                shown = self.transform(unit, tf.stack([seed0, i]))
-                if coarse:  # coarse to fine: the network sees a half-size view (a quarter of the FLOPs)
-                    shown = tf.nn.avg_pool2d(shown, 2, 2, "VALID")
-                score = self._score(unit, shown, filters)
+                unit = self._picture()
+                score = self._step_score(unit, filters, tf.stack([seed0, i]), coarse)
                 scaled = score * self._loss_scale if self._loss_scale != 1.0 else score  # float16 underflow guard
-            g = tape.gradient(scaled, self._p)  # sums over images; each depends only on its own
+            # sums over images; each depends only on its own (and, with diversity, on its filter's other pictures)
+            grads = tape.gradient(scaled, [self._p] + ([unit] if self._alpha is not None else []))
             if self._loss_scale != 1.0:
-                g = g / self._loss_scale
+                grads = [x / self._loss_scale for x in grads]
+            g = grads[0]
             ok = tf.logical_and(tf.reduce_all(tf.math.is_finite(g), axis=axes), tf.math.is_finite(score))
             g = tf.where(tf.reshape(ok, per_image), g, tf.zeros_like(g))
             self._bad.assign(tf.logical_or(self._bad, tf.logical_not(ok)))
-            step_lr = self._lr(i, lr)
-            if self.settings.optimizer == "adam":
-                t = tf.cast(i + 1, tf.float32)
-                self._m.assign(0.9 * self._m + 0.1 * g)
-                self._v.assign(0.999 * self._v + 0.001 * tf.square(g))
-                m_hat = self._m / (1.0 - tf.pow(0.9, t))
-                v_hat = self._v / (1.0 - tf.pow(0.999, t))
-                self._p.assign_add(step_lr * m_hat / (tf.sqrt(v_hat) + 1e-8))
-            else:
-                norm = tf.sqrt(tf.reduce_sum(tf.square(g), axis=axes, keepdims=True))
-                self._p.assign_add(step_lr * g / (norm + 1e-8))
+            if self._alpha is not None:  # MaCo's transparency: where the gradient has been large
+                gain = tf.reduce_mean(tf.abs(grads[1]), axis=3)
+                self._alpha.assign_add(tf.where(tf.reshape(ok, [-1, 1, 1]), gain, tf.zeros_like(gain)))
+            step_lr = learning_rate(self.settings.schedule, i, lr, self.settings.steps)
+            ascend(self.settings.optimizer, self._p, self._m, self._v, g, i, step_lr)
             return i + 1, trace.write(i - start, score)
 
         trace = tf.TensorArray(tf.float32, size=n)
         _, trace = tf.while_loop(lambda i, _: i < start + n, body, [start, trace])
         return tf.transpose(trace.stack())  # [chunk, n]
 
-    def _final(self, filters: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        unit = self.param.to_image(self._p)
-        return self._model_input(unit), self._score(unit, unit, filters), self._bad.read_value()
+    def _final(self, ids: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        """The pictures (the canvas's centre) in model-input space, their score, the NaN flags and, where kept,
+        the transparency maps: divided by their 99th percentile (a few outlying pixels do not fade the rest)
+        and clipped to 0..1."""
+        unit = canvas.centre(self._picture(), self.settings.size)
+        filters = tf.math.floormod(ids, canvas.COPY_STRIDE)
+        out = (self._model_input(unit), self._score(unit, unit, filters), self._bad.read_value())
+        if self._alpha is None:
+            return out
+        acc = canvas.centre(self._alpha.read_value(), self.settings.size)
+        flat = tf.sort(tf.reshape(acc, [tf.shape(acc)[0], -1]), axis=1)
+        high = flat[:, int(0.99 * (self.settings.size**2 - 1))][:, None, None]
+        return out + (tf.clip_by_value(acc / (high + 1e-12), 0.0, 1.0),)
 
     # -- host side ---------------------------------------------------------------------------------
     def _segments(self) -> list[tuple[int, int, bool]]:
@@ -357,25 +350,27 @@ class LayerRenderer:
         filters = np.asarray(filters, dtype=np.int32)
         if self._model is not self._source:  # the mixed-precision clone follows the extractor's weights
             copy_weights(self._source, self._model)
-        steps = self.settings.steps
         rate = tf.constant(self.settings.lr if lr is None else lr, tf.float32)
-        out_images, out_scores, out_traces, out_bad = [], [], [], []
-        for start in range(0, len(filters), self.batch):
-            ids = filters[start : start + self.batch]
-            real = len(ids)
-            padded = tf.constant(np.concatenate([ids, np.repeat(ids[-1:], self.batch - real)]).astype(np.int32))
-            self._init_fn(padded)
-            parts = []
-            for s, k, coarse in self._segments():
-                parts.append(self._segment_fns[coarse](padded, tf.constant(s), tf.constant(k), rate).numpy())
-                if progress is not None:
-                    progress(real * k / steps)
-            images, scores, bad = (t.numpy() for t in self._final_fn(padded))
-            out_images.append(images[:real])
-            out_scores.append(scores[:real])
-            out_traces.append(np.concatenate(parts, axis=1)[:real])
-            out_bad.append(bad[:real])
-        return ChunkOutput(
-            np.concatenate(out_images), np.concatenate(out_scores), np.concatenate(out_traces),
-            np.concatenate(out_bad),
-        )
+        per_call = self.batch // self.pictures  # filters per call
+        return ChunkOutput.concat([self._render_call(filters[s : s + per_call], rate, progress)
+                                   for s in range(0, len(filters), per_call)])
+
+    def _render_call(self, ids: np.ndarray, rate: tf.Tensor, progress: Callable[[float], None] | None) -> ChunkOutput:
+        """One call of the compiled loop for up to batch/pictures filters (the last padded with copies of its last
+        filter); each filter's first picture is its result, all its pictures are extras['diversity']."""
+        real, k = len(ids), self.pictures
+        filled = np.concatenate([ids, np.repeat(ids[-1:], self.batch // k - real)])
+        padded = tf.constant(canvas.picture_ids(filled, k) if k > 1 else filled.astype(np.int32))
+        self._init_fn(padded)
+        parts = []
+        for s, n, coarse in self._segments():
+            parts.append(self._segment_fns[coarse](padded, tf.constant(s), tf.constant(n), rate).numpy())
+            if progress is not None:
+                progress(real * n / self.settings.steps)
+        final = [t.numpy() for t in self._final_fn(padded)]
+        images, scores, trace, bad = (x.reshape((-1, k) + x.shape[1:])[:real]
+                                      for x in (final[0], final[1], np.concatenate(parts, axis=1), final[2]))
+        extras = {"diversity": images} if k > 1 else {}
+        if self._alpha is not None:
+            extras["alpha"] = final[3].reshape((-1, k) + final[3].shape[1:])[:real, 0]
+        return ChunkOutput(images[:, 0], scores[:, 0], trace[:, 0], bad.any(axis=1), ids, extras=extras)

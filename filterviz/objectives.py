@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from .settings import RenderSettings
+
 __all__ = ["Context", "Objective", "channel", "channel_top", "channel_fired", "neuron", "diversity", "others",
-           "total_variation", "l2", "blur", "colourfulness", "colourfulness_of"]
+           "total_variation", "l2", "blur", "colourfulness", "colourfulness_of", "build_objective"]
 
 
 @dataclass(frozen=True)
@@ -229,3 +231,33 @@ def diversity(group: int, gram: bool = True, relative_to: Objective | None = Non
         return tf.reshape(others, [n])
 
     return Objective(fn, f"diversity({group})")
+
+
+def build_objective(settings: RenderSettings, natural: Sequence[float] | None = None) -> Objective:
+    """The settings' objective: the filter's mean activation minus the weighted regularizers and, with
+    `specificity`, minus that weight times the other filters' activations relative to `natural` (each filter's
+    mean response to natural photos, see metrics.natural_means). `negative`: minus the map's mean instead (what the
+    filter is most against); `diversity` K > 1: minus the weighted similarity of each filter's K pictures."""
+    if settings.negative:
+        obj = -channel(settings.border)
+    elif settings.objective == "fired":
+        obj = channel_fired(settings.border)
+    elif settings.objective == "top":
+        obj = channel_top(0.05)
+    elif settings.objective == "neuron":
+        obj = neuron()
+    else:
+        obj = channel(settings.border)
+    if settings.diversity > 1 and settings.diversity_weight:
+        obj = obj - settings.diversity_weight * diversity(settings.diversity, relative_to=obj)
+    for weight, reg in ((settings.tv, total_variation), (settings.l2, l2),
+                        (settings.blur, blur)):
+        if weight:
+            obj = obj - weight * reg()
+    if settings.colour:
+        obj = obj - settings.colour * colourfulness(settings.colour_limit)
+    if settings.specificity:
+        if natural is None:
+            raise ValueError("build_objective: specificity needs the filters' natural means")
+        obj = obj - settings.specificity * others(natural)
+    return obj

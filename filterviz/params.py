@@ -68,10 +68,17 @@ class Parameterization:
             return _seeded_normal(self.shape, filters, seed, 1.0)
         return _seeded_normal(self.shape, filters, seed, 0.01)
 
-    def to_image(self, p: tf.Tensor) -> tf.Tensor:
-        """Parameters [N, ...] -> images in unit space [N, H, W, C]."""
+    def to_image(self, p: tf.Tensor, offset: tf.Tensor | None = None) -> tf.Tensor:
+        """Parameters [N, ...] -> images in unit space [N, H, W, C]. `offset` (from `invert`, [1 or N, H, W, C])
+        is added before the sigmoid (to the pixels for `pixel`): what the parameters cannot represent of a
+        start image."""
         if self.kind == "pixel":
-            return p
+            return p if offset is None else p + offset
+        logits = self._logits(p)
+        return tf.sigmoid(logits if offset is None else logits + offset)
+
+    def _logits(self, p: tf.Tensor) -> tf.Tensor:
+        """The image before the sigmoid (fourier and maco): [N, H, W, C]."""
         if self.kind == "maco":
             mag = tf.constant(self.magnitude, tf.float32)
             spectrum = tf.complex(mag * tf.cos(p), mag * tf.sin(p))
@@ -84,7 +91,26 @@ class Parameterization:
             img = tf.transpose(img, [0, 2, 3, 1]) / 4.0
         if self.decorrelate and self.channels == 3:
             img = tf.einsum("nhwc,dc->nhwd", img, tf.constant(_COLOR))
-        return tf.sigmoid(img)
+        return img
+
+    def invert(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The parameters [*shape] whose picture is `image` (unit space [H, W, C], 0..1), and the offset
+        [1, H, W, C] for `to_image` that makes up what they cannot represent (None where nothing is left):
+        `pixel` and `fourier` invert exactly (up to clipping the image to 1/512..511/512 for the sigmoid);
+        `maco`'s magnitude is fixed, so it takes the image's phase and the rest goes into the offset."""
+        x = np.asarray(image, np.float64)
+        if self.kind == "pixel":
+            return x.astype(np.float32), None
+        x = np.clip(x, 1 / 512, 511 / 512)
+        logits = np.log(x / (1 - x))
+        dec = logits @ np.linalg.inv(_COLOR).T if self.decorrelate and self.channels == 3 else logits
+        spectrum = np.fft.rfft2(np.moveaxis(dec, 2, 0), axes=(1, 2))  # [C, H, W//2+1]
+        if self.kind == "fourier":
+            spectrum = spectrum * 4.0 / self._scale()
+            return np.stack([spectrum.real, spectrum.imag]).astype(np.float32), None
+        phase = np.angle(spectrum).astype(np.float32)
+        rest = logits[None] - self._logits(tf.constant(phase[None])).numpy()
+        return phase, rest.astype(np.float32)
 
     def _scale(self) -> np.ndarray:
         fy = np.fft.fftfreq(self.size)[:, None]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from . import grid, metrics, objectives
+from . import canvas, grid, metrics, objectives
 from .ascent import ChunkOutput, LayerRenderer
 from .errors import UserError
 from .models import Extractor, LoadedModel, feature_extractor, load_model, warn_pending
@@ -64,6 +64,7 @@ class LayerResult:
     preprocess: str = "none"
     network_range: tuple[float, float] | None = None
     precision: str = "float32"  # what the loop computed in ('auto' resolved, see filterviz.precision)
+    extras: dict = dataclasses.field(default_factory=dict)  # per-filter arrays for images.npz (ChunkOutput.extras)
 
 
 def fit_size(lm: LoadedModel, settings: RenderSettings, *, from_model: bool = False) -> RenderSettings:
@@ -152,16 +153,18 @@ def render_plan(
     out, bad = _replace_nonfinite(plan, out)
     display, quality = _measure(plan, out.images, plan.filters, renderer.chunk)
     rescued = np.zeros(len(plan.filters), bool)
-    if rescue and quality["dead"].any():
+    if rescue and quality["dead"].any() and not plan.settings.negative:  # a negative picture is meant to be dead
         out, display, rescued = _rescue(plan, renderer, out, display, quality)
     rows = _rows(plan.filters, quality, out, bad, retried, rescued)
     labels = [int(i) for i in plan.filters] if plan.settings.labels else None
     flagged = quality["dead"] | (quality["photo_ratio"] < 1.0)  # honest grids: red numbers on the weak tiles
+    shown = canvas.fade(display, out.extras["alpha"]) if plan.settings.show_alpha else display
     return LayerResult(
         plan.model.name, plan.layer, plan.filters, out.images, display,
-        grid.tile(_shown(display), labels=labels, flagged=flagged),
+        grid.tile(_shown(shown), labels=labels, flagged=None if plan.settings.negative else flagged),
         quality["activation"], out.trace, rows, plan.settings, time.perf_counter() - t0, plan.model.input_range,
         precision=renderer.precision, preprocess=plan.model.preprocess, network_range=plan.model.network_range,
+        extras=out.extras,
     )
 
 
@@ -225,7 +228,8 @@ def _in_order(parts: list[ChunkOutput], filters: np.ndarray) -> ChunkOutput:
     out = ChunkOutput.concat(parts)
     where = {int(f): k for k, f in enumerate(out.filters)}
     order = np.asarray([where[int(f)] for f in filters])
-    return ChunkOutput(out.images[order], out.scores[order], out.trace[order], out.nonfinite[order], filters)
+    return ChunkOutput(out.images[order], out.scores[order], out.trace[order], out.nonfinite[order], filters,
+                       {k: v[order] for k, v in out.extras.items()})
 
 
 def _retry_nonfinite(renderer: LayerRenderer, plan: RenderPlan, out: ChunkOutput) -> tuple[ChunkOutput, np.ndarray]:
@@ -237,7 +241,7 @@ def _retry_nonfinite(renderer: LayerRenderer, plan: RenderPlan, out: ChunkOutput
     images, scores, trace, nonfinite = out.images.copy(), out.scores.copy(), out.trace.copy(), np.zeros_like(bad)
     images[bad], scores[bad], trace[bad] = redo.images, redo.scores, redo.trace
     nonfinite[bad] = redo.nonfinite
-    return ChunkOutput(images, scores, trace, nonfinite, out.filters), bad.copy()
+    return ChunkOutput(images, scores, trace, nonfinite, out.filters, out.extras_with(bad, redo)), bad.copy()
 
 
 def _replace_nonfinite(plan: RenderPlan, out: ChunkOutput) -> tuple[ChunkOutput, np.ndarray]:
@@ -299,7 +303,9 @@ def _rescue(
             for key in quality:
                 quality[key][k] = redo_quality[key][j]
             rescued[k] = True
-    return ChunkOutput(images, scores, trace, out.nonfinite, out.filters), display, rescued
+    taken = np.asarray([j for j, k in enumerate(dead) if rescued[k]], int)
+    extras = out.extras_with(dead[taken], redo, taken)
+    return ChunkOutput(images, scores, trace, out.nonfinite, out.filters, extras), display, rescued
 
 
 def _rows(

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
+from . import grid, metrics
 from .ascent import ChunkOutput
 from .errors import Interrupted
 from .render import LayerResult, RenderPlan, render_plan
 from .files import clean_temps, ensure_dir, plain, read_json, safe_name, versions, write_json, write_npz, write_png
 
-__all__ = ["LAYER_FILES", "layer_dir", "save_layer", "read_partial", "render_into"]
+__all__ = ["LAYER_FILES", "layer_dir", "diversity_grid", "save_layer", "read_partial", "render_into"]
 
 LAYER_FILES = ("grid.png", "images.npz", "metrics.json")
 
@@ -48,6 +48,14 @@ def _summary(result) -> dict:
     }
 
 
+def diversity_grid(result) -> np.ndarray:
+    """uint8 picture of a LayerResult's `diversity` extras: one row per filter (numbered), its pictures in a row."""
+    div = result.extras["diversity"]  # [F, K, H, W, C], model-input space
+    shown = grid.to_display(div.reshape((-1,) + div.shape[2:]), result.input_range, result.settings.display_mode)
+    labels = [int(f) for f in result.filters] if result.settings.labels else None
+    return grid.tile_with_headers(shown, div.shape[1], row_labels=labels)
+
+
 def save_layer(result, out_dir: str | os.PathLike, *, complete: bool = True, request: dict | None = None) -> list[Path]:
     """Write grid.png, images.npz and metrics.json for a LayerResult; metrics.json last, as the 'done' mark.
 
@@ -64,8 +72,11 @@ def save_layer(result, out_dir: str | os.PathLike, *, complete: bool = True, req
             filters=result.filters,
             activations=result.activations.astype(np.float32),
             trace=result.trace.astype(np.float32),
+            **{k: v.astype(np.float32) for k, v in getattr(result, "extras", {}).items()},  # diversity, alpha
         ),
     ]
+    if "diversity" in getattr(result, "extras", {}):  # one row per filter, its K pictures side by side
+        written.append(write_png(out / "diversity.png", diversity_grid(result)))
     meta = {
         "model": result.model,
         "layer": result.layer,
@@ -104,6 +115,7 @@ def read_partial(
     try:
         with np.load(out / "images.npz") as z:
             images, trace, filters = z["images"], z["trace"], z["filters"].astype(np.int32)
+            extras = {k: z[k] for k in ("diversity", "alpha") if k in z.files}
         rows = meta["filters"]
         if [r["filter"] for r in rows] != filters.tolist() or len(images) != len(rows):
             return None
@@ -113,7 +125,8 @@ def read_partial(
         return None
     if not keep.any():
         return None
-    return ChunkOutput(images[keep], scores[keep], trace[keep], np.zeros(int(keep.sum()), bool), filters[keep])
+    return ChunkOutput(images[keep], scores[keep], trace[keep], np.zeros(int(keep.sum()), bool), filters[keep],
+                       {k: v[keep] for k, v in extras.items()})
 
 
 def _clean_layer_temps(out: Path) -> None:

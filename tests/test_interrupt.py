@@ -193,8 +193,8 @@ def test_interrupt_inside_a_sweep_job_keeps_its_finished_filters(tmp_path, model
 def test_sigint_during_layer_saves_partial_then_resumes(tmp_path, model_path, capsys):
     """Ctrl-C in `filterviz layer`: the finished filters are saved, marked partial; a re-run renders the rest."""
     out, ref = tmp_path / "o", tmp_path / "ref"
-    args = ["layer", "conv2", "--model", model_path, "--input-range", "0:255", "--chunk", "1", "--steps", "100",
-            "--size", "16"]
+    args = ["layer", "conv2", "--model", model_path, "--input-range", "0:255", "--preset", "fast", "--chunk", "1",
+            "--steps", "100", "--size", "16"]
     proc = subprocess.Popen([sys.executable, "-m", "filterviz", *args, "--out", str(out)], env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seen = b""

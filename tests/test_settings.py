@@ -24,6 +24,8 @@ def _other_value(name: str):
         return not now
     if spec.choices:
         return next(c for c in spec.choices if c != now)
+    if spec.kind is str:  # a path
+        return "start.png"
     if spec.kind is int:
         return (now or spec.min) + 2  # even: coarse needs an even size
     return float(now) + 0.25
@@ -35,6 +37,8 @@ def _bad_values(name: str) -> list:
         return ["yes", 1]
     if spec.choices:
         return ["nonsense", 3]
+    if spec.kind is str:
+        return [3, True]
     bad = ["x", float("nan")]
     bad += [spec.min - 1] if spec.min is not None else []
     bad += [spec.above] if spec.above is not None else []
@@ -59,7 +63,9 @@ def test_field_names_order_and_defaults_are_stable():
         "objective": "mean", "pre_activation": True, "param": "pixel", "decay": 1.0, "contrast": 2.0, "optimizer": "normalized",
         "schedule": "constant", "transforms": "none", "tv": 0.0, "l2": 0.0, "blur": 0.0, "specificity": 0.0,
         "colour": 0.0, "colour_limit": 60.0, "segment": 10, "coarse": 0.0, "xla": False, "mirrored": False,
-        "precision": "float32", "display": None, "labels": True,
+        "precision": "float32", "display": None, "labels": True, "diversity": 1, "diversity_weight": 1.0,
+        "negative": False, "init": None, "init_weight": 0.0, "crops": 1, "spectrum": "sample", "alpha": False,
+        "show_alpha": False,
     }
     assert list(SCHEMA) == [f.name for f in dataclasses.fields(RenderSettings)] == list(setting_keys())
 
