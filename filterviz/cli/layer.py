@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{plan.model.name} {args.layer}: {len(result.filters)} filters in {result.seconds:.1f} s"
         + (f" ({reused} already done)" if reused else "")
-        + weak_filters(result.metrics) + f" -> {Path(out) / 'grid.png'}"
+        + ("" if result.settings.negative else weak_filters(result.metrics)) + f" -> {Path(out) / 'grid.png'}"
         + whole_layer_estimate(result.seconds, len(result.filters) - reused, plan.renderer.extractor.filters),
         file=sys.stdout,
     )
