@@ -24,7 +24,8 @@ from .errors import UserError
 from .models import Extractor
 from .objectives import build_objective
 from .precision import resolve_precision
-from .rewrites import copy_weights, graph_cost, loop_model, onednn_max_pool_available
+from .graphs import onednn_max_pool_available
+from .rewrites import copy_weights, graph_cost, loop_model
 from .settings import RenderSettings
 from .update import ascend, learning_rate
 

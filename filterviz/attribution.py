@@ -38,7 +38,8 @@ import tensorflow as tf
 
 from .errors import UserError, suggest
 from .models import LoadedModel, compose_front
-from .rewrites import clone_with, is_graph_model, producer
+from .graphs import is_graph_model, producer
+from .rewrites import clone_with
 from .targets import Target, parse_methods, parse_target
 
 __all__ = [

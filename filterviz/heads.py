@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import keras
 
-from .rewrites import layer_calls
+from .graphs import layer_calls
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf

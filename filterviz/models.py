@@ -24,7 +24,7 @@ from .builtin import application, application_names, hed_vgg16, model_names
 from .heads import ChannelHead, channel_head
 from .errors import UserError, suggest
 from .inputs import PIXELS, check_preprocess, parse_input_range
-from .rewrites import is_graph_model
+from .graphs import is_graph_model
 from .settings import DEFAULT_MODEL
 from .units import address_model, find, unit, walk
 

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from .errors import UserError, suggest
-from .rewrites import is_graph_model, tensor_call
+from .graphs import is_graph_model, tensor_call
 
 __all__ = ["ReceptiveField", "receptive_field"]
 

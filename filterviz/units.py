@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import keras
 
 from .errors import UserError, suggest
-from .rewrites import call_inputs, is_graph_model, layer_calls, links
+from .graphs import call_inputs, is_graph_model, layer_calls, links
 
 __all__ = ["Unit", "ACTIVATION_LAYERS", "walk", "find", "unit", "address_model"]
 

@@ -8,15 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from filterviz import rewrites
+from filterviz import graphs, rewrites
 from filterviz.ascent import LayerRenderer
 from filterviz.models import feature_extractor, load_model
-from filterviz.rewrites import (
-    loop_model,
-    onednn_max_pool_available,
-    op_registered,
-    relu_pool_pairs,
-)
+from filterviz.graphs import onednn_max_pool_available, op_registered
+from filterviz.rewrites import loop_model, relu_pool_pairs
 from filterviz.settings import RenderSettings
 
 
@@ -121,12 +117,12 @@ def _odd_models(tiny_cnn) -> dict[str, keras.Model]:
 
 def test_links_from_the_config_match_the_private_nodes(tiny_cnn):
     for name, model in _odd_models(tiny_cnn).items():
-        private = rewrites.links(model, private=True)
-        assert rewrites.links(model, private=False) == private, name
+        private = graphs.links(model, private=True)
+        assert graphs.links(model, private=False) == private, name
         assert rewrites.relu_pool_pairs(model, private=False) == rewrites.relu_pool_pairs(model, private=True), name
         for layer in model.layers:
-            assert rewrites.layer_calls(model, layer.name, private=False) == private.calls[layer.name], (name, layer.name)
-    inner = rewrites.links(_odd_models(tiny_cnn)["inner"], private=False)
+            assert graphs.layer_calls(model, layer.name, private=False) == private.calls[layer.name], (name, layer.name)
+    inner = graphs.links(_odd_models(tiny_cnn)["inner"], private=False)
     assert inner.calls["shared"] == 2 and inner.users["r"] == ["twice", "twice"] and inner.outputs == {"p"}
     assert rewrites.relu_pool_pairs(_odd_models(tiny_cnn)["inner"], private=False) == {"r2": "p"}
     assert rewrites.relu_pool_pairs(_odd_models(tiny_cnn)["seq"], private=False) == {"sc": "sp"}
@@ -136,9 +132,9 @@ def test_links_from_the_config_match_the_private_nodes(tiny_cnn):
 def test_producer_and_graph_model_check_fallbacks(tiny_cnn):
     for name, model in _odd_models(tiny_cnn).items():
         for t in model.outputs:
-            assert rewrites.producer(model, t, private=False) is rewrites.producer(model, t, private=True), name
-        assert rewrites.is_graph_model(model, private=False) and rewrites.is_graph_model(model, private=True)
-    assert rewrites.producer(tiny_cnn, tiny_cnn.outputs[0], private=False).name == "logits"
+            assert graphs.producer(model, t, private=False) is graphs.producer(model, t, private=True), name
+        assert graphs.is_graph_model(model, private=False) and graphs.is_graph_model(model, private=True)
+    assert graphs.producer(tiny_cnn, tiny_cnn.outputs[0], private=False).name == "logits"
 
     class Subclassed(keras.Model):
         def __init__(self):
@@ -150,7 +146,7 @@ def test_producer_and_graph_model_check_fallbacks(tiny_cnn):
 
     sub = Subclassed()
     sub(tf.zeros([1, 3]))
-    assert not rewrites.is_graph_model(sub, private=False) and not rewrites.is_graph_model(sub, private=True)
+    assert not graphs.is_graph_model(sub, private=False) and not graphs.is_graph_model(sub, private=True)
 
 
 def test_op_registered_fallback():
@@ -169,7 +165,7 @@ def test_onednn_pool_through_the_public_create_op_is_the_same():
         def f():
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                y = rewrites._onednn_max_pool(x, (3, 3), (2, 2), "same", private=private)
+                y = graphs.onednn_max_pool(x, (3, 3), (2, 2), "same", private=private)
                 loss = tf.reduce_sum(y * y)
             return y, tape.gradient(loss, x)
 

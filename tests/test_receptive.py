@@ -121,14 +121,14 @@ def test_user_errors():
 
 @pytest.mark.parametrize("build", [lambda: _chain("same"), _branchy])
 def test_public_fallback_gives_the_same_field(build, monkeypatch):
-    """The walk through the graph without the private `_keras_history` (rewrites.tensor_call's fallback)."""
+    """The walk through the graph without the private `_keras_history` (graphs.tensor_call's fallback)."""
     import functools
 
-    from filterviz import receptive, rewrites
+    from filterviz import graphs, receptive
 
     model = build()
     layer = model.layers[-1].name
     private = receptive_field(model, layer, 32)
-    monkeypatch.setattr(receptive, "tensor_call", functools.partial(rewrites.tensor_call, private=False))
+    monkeypatch.setattr(receptive, "tensor_call", functools.partial(graphs.tensor_call, private=False))
     public = receptive_field(model, layer, 32)
     assert public == private and private.rows and private.cols  # a bounded field, found both ways
