@@ -36,18 +36,38 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compute the maps and write per image <stem>_<method>.png (heatmap), <stem>_<method>_overlay.png,
     <stem>.npz (raw maps and heatmaps), and methods.png (the methods side by side)."""
-    import logging
-    import sys
     from pathlib import Path
 
-    import numpy as np
-
     from ..attribution import Attributor
-    from ..heatmaps import colorize, heatmap, overlay
-    from ..targets import parse_methods, parse_target
+    from ..figures import attribution_figure
+    from ..files import ensure_dir, safe_name, save_figure
+    from ..heatmaps import heatmap
+    from ..settings import DEFAULT_OUTPUT
+
+    methods, target, stems = _checked(args)  # cheap checks before the model loads
+    lm = load_from_args(args, include_top=target.kind == "class")
+    att = Attributor(lm, samples=args.samples, noise=args.noise, seed=args.seed, batch=args.batch)
+    pictures, inputs = _inputs(lm, args)
+    att.check(target, inputs.shape[1:])
+    att.prepare(methods)  # a model without ReLU fails here for guided/deconvnet, before anything is written
+    raw = _maps(att, inputs, methods, target)
+    heat = {m: heatmap(r, m) for m, r in raw.items()}
+    out = ensure_dir(args.out or Path(DEFAULT_OUTPUT) / safe_name(lm.name) / "attribution")
+    tag = safe_name(target.slug())
+    _write_maps(out, tag, stems, pictures, methods, raw, heat, target)
+    fig = attribution_figure(pictures, heat, row_labels=stems, title=f"{lm.name}: {target.describe()}")
+    path = save_figure(fig, out / f"methods_{tag}.png", dpi=110)
+    print(f"{lm.name} {target.describe()}: {len(stems)} image(s) x {len(methods)} method(s) -> {out} ({path.name})")
+    return 0
+
+
+def _checked(args: argparse.Namespace):
+    """The methods, the target and the images' file stems, checked before anything loads."""
+    from pathlib import Path
+
     from ..errors import UserError
-    from ..images import read_images
-    from ..files import ensure_dir, safe_name, save_figure, write_npz, write_png
+    from ..files import safe_name
+    from ..targets import parse_methods, parse_target
 
     methods = parse_methods(args.method)
     target = parse_target(args.target)
@@ -56,33 +76,48 @@ def run(args: argparse.Namespace) -> int:
     stems = [safe_name(Path(p).stem) for p in args.images]
     if len(set(stems)) != len(stems):
         raise UserError("two images have the same file name; give images with different names")
-
-    for p in args.images:  # cheap checks before the model loads
+    for p in args.images:
         if not Path(p).is_file():
             raise UserError(f"image '{p}' does not exist" if not Path(p).exists() else f"image '{p}' is not a file")
+    return methods, target, stems
 
-    lm = load_from_args(args, include_top=target.kind == "class")
-    att = Attributor(lm, samples=args.samples, noise=args.noise, seed=args.seed, batch=args.batch)
-    size = lm.fixed_size or (args.size, args.size)
-    pictures = read_images(args.images, size, channels=1 if lm.channels == 1 else 3)
+
+def _inputs(lm, args: argparse.Namespace):
+    """The images as read (uint8, the model's size) and in the model's input range."""
+    import numpy as np
+
+    from ..errors import UserError
+    from ..images import read_images
+
     if lm.channels not in (1, 3):
         raise UserError(f"model '{lm.name}' takes {lm.channels}-channel input; attribute reads RGB or grayscale images")
+    pictures = read_images(args.images, lm.fixed_size or (args.size, args.size), channels=lm.channels)
     lo, hi = lm.input_range
-    inputs = lo + (hi - lo) * pictures.astype(np.float32) / 255.0
-    att.check(target, inputs.shape[1:])
-    att.prepare(methods)  # a model without ReLU fails here for guided/deconvnet, before anything is written
+    return pictures, lo + (hi - lo) * pictures.astype(np.float32) / 255.0
+
+
+def _maps(att, inputs, methods: list[str], target) -> dict:
+    """Each method's raw maps; one trace per method is expected, so TensorFlow's retracing notes stay quiet."""
+    import logging
 
     tf_logger = logging.getLogger("tensorflow")
     level = tf_logger.level
-    tf_logger.setLevel(logging.ERROR)  # one trace per method is expected; keep TF's retracing notes quiet
+    tf_logger.setLevel(logging.ERROR)
     try:
-        raw = {m: att(inputs, m, target) for m in methods}
+        return {m: att(inputs, m, target) for m in methods}
     finally:
         tf_logger.setLevel(level)
-    heat = {m: heatmap(r, m) for m, r in raw.items()}
 
-    out = ensure_dir(args.out or Path("outputs") / safe_name(lm.name) / "attribution")
-    tag = safe_name(target.slug())
+
+def _write_maps(out, tag: str, stems: list[str], pictures, methods: list[str], raw: dict, heat: dict, target) -> None:
+    """Per image: each method's heatmap and overlay PNGs and one npz; a note where a map is all zero."""
+    import sys
+
+    import numpy as np
+
+    from ..files import write_npz, write_png
+    from ..heatmaps import colorize, overlay
+
     for i, stem in enumerate(stems):
         for m in methods:
             write_png(out / f"{stem}_{tag}_{m}.png", colorize(heat[m][i]))
@@ -93,10 +128,3 @@ def run(args: argparse.Namespace) -> int:
         if flat:
             print(f"note: {stem}: {', '.join(flat)} map is all zero ({target.describe()} does not respond "
                   "to this image)", file=sys.stderr)
-
-    from ..figures import attribution_figure
-
-    fig = attribution_figure(pictures, heat, row_labels=stems, title=f"{lm.name}: {target.describe()}")
-    path = save_figure(fig, out / f"methods_{tag}.png", dpi=110)
-    print(f"{lm.name} {target.describe()}: {len(stems)} image(s) x {len(methods)} method(s) -> {out} ({path.name})")
-    return 0
