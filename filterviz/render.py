@@ -20,7 +20,7 @@ from . import canvas, grid, metrics, objectives
 from .ascent import ChunkOutput, LayerRenderer
 from .errors import UserError
 from .models import Extractor, LoadedModel, feature_extractor, load_model, warn_pending
-from .settings import RenderSettings, select_filters
+from .settings import DEFAULT_PRESET, PRESETS, RenderSettings, select_filters
 
 __all__ = ["RenderPlan", "LayerResult", "prepare_render", "render_plan", "render_layer", "fit_size"]
 
@@ -97,7 +97,7 @@ def prepare_render(
     lets the loop balance its chunks for the largest call it will get (a sweep reuses one plan across jobs).
     """
     lm = load_model(model, unsafe=unsafe, warn=False)
-    settings = fit_size(lm, settings or RenderSettings(), from_model=size_from_model)
+    settings = fit_size(lm, settings or PRESETS[DEFAULT_PRESET], from_model=size_from_model)
     extractor = feature_extractor(lm, layer, pre_activation=settings.pre_activation)
     layer = extractor.layer
     idx = select_filters(filters, extractor.filters, layer)
