@@ -26,37 +26,27 @@ from .settings import (
     DEFAULT_MODEL,
     DEFAULT_OUTPUT,
     DEFAULT_PRESET,
-    FIGURE_WIDTHS,
     PRESETS,
     SCHEMA,
-    FilterRange,
     RenderSettings,
     preset,
 )
-from .yamlread import FLOAT_TEXT, Reader, compose, show
+from .figconfig import FigureSpec, read_figure
+from .yamlread import Reader, compose, show
 
 __all__ = [
     "SweepConfig",
-    "FigureSpec",
     "load_config",
     "parse_config",
     "setting_keys",
     "TOP_KEYS",
-    "FIGURE_KEYS",
-    "FIGURE_LAYOUTS",
-    "FIGURE_FORMATS",
     "EXECUTORS",
 ]
 
-FIGURE_LAYOUTS = ("grid", "rows", "compare")
-FIGURE_FORMATS = ("pdf", "svg", "png")
 _BASE_KEYS = ("name", "model", "layers", "filters", "preset", "sweep", "output", "unsafe", "figure", "executor",
-              "ray_address", "input_range", "preprocess")
+              "ray_address", "input_range", "preprocess", "examples", "gallery")
+EXAMPLES_KEYS = ("images", "k", "batch", "size")
 EXECUTORS = ("serial", "ray")  # how a sweep runs its jobs: one after the other here, or as Ray tasks
-FIGURE_KEYS = (
-    "layout", "model", "layers", "filters", "columns", "compare", "width", "font_size", "dpi", "formats",
-    "file", "panel_labels", "title",
-)
 
 
 def setting_keys() -> tuple[str, ...]:
@@ -72,34 +62,13 @@ TOP_KEYS = _BASE_KEYS  # the non-settings keys; every RenderSettings field is a 
 
 
 @dataclass(frozen=True)
-class FigureSpec:
-    """The `figure:` section: which results go into the figure and how it looks."""
+class ExamplesSpec:
+    """The `examples:` section: a folder of images, and how many patches per filter (see filterviz examples)."""
 
-    layout: str = "rows"
-    model: str | None = None
-    layers: tuple[str, ...] = ()
-    filters: tuple[int, ...] = ()
-    columns: int = 8
-    compare: str | None = None
-    width: float = FIGURE_WIDTHS["double"]
-    font_size: float = 7.0
-    dpi: int = 300
-    formats: tuple[str, ...] = ("pdf", "png")
-    file: str = "figure"
-    panel_labels: bool = True
-    title: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.layout not in FIGURE_LAYOUTS:
-            raise UserError(f"bad layout {self.layout!r}: valid: {', '.join(FIGURE_LAYOUTS)}")
-        if not (0.5 <= self.width <= 40):
-            raise UserError(f"bad width {self.width!r}: single, double, or inches from 0.5 to 40")
-        if not (2 <= self.font_size <= 72):
-            raise UserError(f"bad font_size {self.font_size!r}: points from 2 to 72")
-        if not (36 <= self.dpi <= 2400):
-            raise UserError(f"bad dpi {self.dpi!r}: an integer from 36 to 2400")
-        if not (1 <= self.columns <= 256):
-            raise UserError(f"bad columns {self.columns!r}: an integer from 1 to 256")
+    images: str
+    k: int = 9
+    batch: int = 32
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +90,8 @@ class SweepConfig:
     ray_address: str | None = None  # executor ray: the cluster to join (none: start a local one)
     input_range: tuple[float, float] | None = None  # what the models' networks take (filterviz.inputs)
     preprocess: str | None = None
+    examples: ExamplesSpec | None = None  # also find each layer's top dataset patches (filterviz.examples)
+    gallery: bool = False  # then write the sweep's offline gallery to <output>/<name>/gallery/
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def where(self, key: str) -> str:
@@ -216,12 +187,15 @@ class _Validator(Reader):
         unsafe = self.boolean("unsafe", data.get("unsafe", False))
         executor, ray_address = self.executor(data)
         input_range, preprocess = self.model_input(data)
+        examples = self.examples(data.get("examples")) if "examples" in data else None
+        gallery = self.boolean("gallery", data.get("gallery", False))
         settings = tuple((k, self.setting(k, k, data[k], preset_name)) for k in data if k in SCHEMA)
         grid = self.grid(data.get("sweep"), data, preset_name)
         cfg = SweepConfig(
             path=self.path, name=name, models=models, layers=layers, filters=filters, preset=preset_name,
             settings=settings, grid=grid, output=output, unsafe=unsafe, figure=None, executor=executor,
-            ray_address=ray_address, input_range=input_range, preprocess=preprocess, lines=self.lines,
+            ray_address=ray_address, input_range=input_range, preprocess=preprocess, examples=examples,
+            gallery=gallery, lines=self.lines,
         )
         for point in cfg.points():  # every combination builds (no cross-field surprises)
             try:
@@ -229,7 +203,7 @@ class _Validator(Reader):
             except UserError as e:
                 self.fail("sweep", str(e))
         if "figure" in data:
-            figure = _FigureReader(self.path, self.lines, self.raw).read(data["figure"], cfg)
+            figure = read_figure(self.path, self.lines, self.raw, data["figure"], cfg)
             cfg = dataclasses.replace(cfg, figure=figure)
         return cfg
 
@@ -242,6 +216,25 @@ class _Validator(Reader):
         if address is not None and executor != "ray":
             self.fail("ray_address", "needs 'executor: ray' (a Ray cluster runs the jobs)")
         return executor, address
+
+    def examples(self, spec) -> ExamplesSpec:
+        """`examples: {images: DIR, k: 9, batch: 32, size: 224}`: the folder must exist."""
+        if isinstance(spec, str):
+            spec = {"images": spec}
+        if not isinstance(spec, dict) or "images" not in spec:
+            self.fail("examples", f"expected a mapping with 'images: FOLDER' (and k, batch, size), got {show(spec)}")
+        for k in spec:
+            if k not in EXAMPLES_KEYS:
+                self.fail(f"examples.{k}", f"unknown key; {suggest(str(k), EXAMPLES_KEYS)}")
+        images = self.string("examples.images", spec["images"])
+        if not Path(images).is_dir():
+            self.fail("examples.images", f"folder '{images}' does not exist")
+        size = spec.get("size")
+        return ExamplesSpec(
+            images, self.integer("examples.k", spec.get("k", 9), 1, 1000),
+            self.integer("examples.batch", spec.get("batch", 32), 1, 4096),
+            None if size is None else self.integer("examples.size", size, 8, 4096),
+        )
 
     def model_input(self, data: dict) -> tuple[tuple[float, float] | None, str | None]:
         """`input_range` ('0:1' or [0, 1]) and `preprocess` (filterviz.inputs), for every model of the sweep."""
@@ -289,93 +282,3 @@ class _Validator(Reader):
             out.append((k, tuple(checked)))
         return tuple(out)
 
-
-class _FigureReader(Reader):
-    """The `figure:` section: one reader per key (`_KEY`), then FigureSpec's own checks."""
-
-    def read(self, fig, cfg: SweepConfig) -> FigureSpec:
-        if fig is None:
-            fig = {}
-        if not isinstance(fig, dict):
-            self.fail("figure", f"expected a mapping (layout, layers, filters, width, ...), got {show(fig)}")
-        for k in fig:
-            if not isinstance(k, str) or k not in FIGURE_KEYS:
-                self.fail(f"figure.{k}", f"unknown key; {suggest(str(k), FIGURE_KEYS)}")
-        self.cfg = cfg
-        kw = {k: getattr(self, f"_{k}")(f"figure.{k}", fig[k]) for k in FIGURE_KEYS if k in fig}
-        if kw.get("layout", "rows") == "compare" and "compare" not in kw:
-            swept = [k for k, _ in cfg.grid]
-            if not swept:
-                self.fail("figure.layout", "layout 'compare' needs a 'sweep:' section (e.g. 'preset: [fast, quality]')")
-            kw["compare"] = swept[0]
-        try:
-            return FigureSpec(**kw)
-        except UserError as e:
-            self.fail("figure", str(e))
-
-    def _layout(self, key: str, value) -> str:
-        layout = self.string(key, value)
-        if layout not in FIGURE_LAYOUTS:
-            self.fail(key, f"unknown layout {layout!r}: {suggest(layout, FIGURE_LAYOUTS)}")
-        return layout
-
-    def _model(self, key: str, value) -> str:
-        return self.string(key, value)
-
-    def _layers(self, key: str, value) -> tuple[str, ...]:
-        return self.names(key, value)
-
-    def _filters(self, key: str, value) -> tuple[int, ...]:
-        spec = self.filter_spec(key, value)
-        if spec == "all" or (isinstance(spec, FilterRange) and spec.stop is None):
-            self.fail(key, "choose the columns: a list like [0, 3, 7] or a range like 0:8")
-        return tuple(range(spec.start or 0, spec.stop)) if isinstance(spec, FilterRange) else spec
-
-    def _columns(self, key: str, value) -> int:
-        return self.integer(key, value, 1, 256)
-
-    def _compare(self, key: str, value) -> str:
-        swept = [k for k, _ in self.cfg.grid] + (["model"] if len(self.cfg.models) > 1 else [])
-        name = self.string(key, value)
-        if name not in swept:
-            self.fail(key, f"{name!r} is not swept in this config: "
-                      + (suggest(name, swept) if swept else "add a 'sweep:' section, e.g. 'steps: [64, 256]'"))
-        return name
-
-    def _width(self, key: str, value) -> float:
-        if isinstance(value, str) and value in FIGURE_WIDTHS:
-            value = FIGURE_WIDTHS[value]
-        elif isinstance(value, str) and not FLOAT_TEXT.match(value.strip()):
-            self.fail(key, f"unknown width {value!r}: single (3.5 in), double (7.16 in) or inches")
-        w = self.number(key, value)
-        if not 0.5 <= w <= 40:
-            self.fail(key, f"{w} in is out of range: single, double, or inches from 0.5 to 40")
-        return w
-
-    def _font_size(self, key: str, value) -> float:
-        s = self.number(key, value)
-        if not 2 <= s <= 72:
-            self.fail(key, f"{s} pt is out of range: points from 2 to 72")
-        return s
-
-    def _dpi(self, key: str, value) -> int:
-        return self.integer(key, value, 36, 2400)
-
-    def _formats(self, key: str, value) -> tuple[str, ...]:
-        formats = self.names(key, value)
-        for i, f in enumerate(formats):
-            if f.lower() not in FIGURE_FORMATS:
-                self.fail(f"{key}[{i}]", f"unknown format {f!r}: {suggest(f.lower(), FIGURE_FORMATS)}")
-        return tuple(dict.fromkeys(f.lower() for f in formats))
-
-    def _file(self, key: str, value) -> str:
-        name = self.string(key, value)
-        if "/" in name or "\\" in name or name in (".", ".."):
-            self.fail(key, f"a file name without folders or extension, got {name!r}")
-        return name
-
-    def _panel_labels(self, key: str, value) -> bool:
-        return self.boolean(key, value)
-
-    def _title(self, key: str, value) -> str | None:
-        return self.string(key, value, allow_none=True)
