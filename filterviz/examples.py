@@ -76,7 +76,7 @@ def image_dataset(root: str | os.PathLike, files: list[str], size: int, channels
 
     paths = [os.fspath(Path(root) / f) for f in files]
     indices = np.arange(first_index, first_index + len(files), dtype=np.int32)
-    ds = tf.data.Dataset.from_tensor_slices((paths, indices))
+    ds = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), indices))  # typed: may be empty
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
     return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
 
