@@ -5,6 +5,7 @@
     python benchmarks/speed.py --xla --repeats 3                   # also filterviz with jit_compile=True
     python benchmarks/speed.py --device /GPU:0                     # the same on a GPU
     python benchmarks/speed.py --profile                           # also where filterviz's step time goes, by op
+    python benchmarks/speed.py --also-precision float32,mixed_bfloat16   # what 'auto' chose against the others
 
 Everything runs in one process on the same filters, size and steps. The runs of the approaches are
 interleaved (filterviz, baseline, filterviz, ...) so that noise from other processes hits them alike, and
@@ -44,7 +45,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from filterviz.ascent import LayerRenderer, resolve_precision  # noqa: E402
+from filterviz.ascent import LayerRenderer  # noqa: E402
+from filterviz.precision import BF16_FLAGS, cpu_flags, resolve_precision  # noqa: E402
 from filterviz.settings import RenderSettings, select_filters  # noqa: E402
 from filterviz.models import feature_extractor, load_model  # noqa: E402
 from filterviz.rewrites import graph_cost  # noqa: E402
@@ -235,7 +237,7 @@ def op_profile(renderer: LayerRenderer, filters: np.ndarray) -> list[str]:
     if eigen_pool_grad:
         out.append(f"note: {eigen_pool_grad} max-pool gradients ran in TensorFlow's Eigen kernel, not oneDNN's "
                    "(TensorFlow's rewrite does this in some processes; filterviz's loop avoids it where "
-                   "rewrites.onednn_max_pool_available(), so this run is slower than it should be)")
+                   "graphs.onednn_max_pool_available(), so this run is slower than it should be)")
     return out
 
 
@@ -266,6 +268,8 @@ def bench_layer(lm, layer: str, args, probes: dict[str, ConvProbe]) -> list[str]
         configs.append(("filterviz xla", base.replace(xla=True), True))
     for share in args.coarse:
         configs.append((f"filterviz coarse {share:g}", base.replace(coarse=share), True))
+    for precision in args.also_precision:
+        configs.append((f"filterviz {precision}", base.replace(precision=precision), True))
 
     runners = {}
     for name, settings, single in configs:
@@ -345,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also time filterviz with this share of the steps at half size (repeatable)")
     p.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16", "auto"),
                    help="filterviz's compute precision (the baseline stays float32)")
+    p.add_argument("--also-precision", type=lambda s: [x.strip() for x in s.split(",") if x.strip()], default=[],
+                   metavar="P,Q", help="also time filterviz in these precisions (e.g. float32,mixed_bfloat16)")
     p.add_argument("--profile", action="store_true",
                    help="also profile one segment of filterviz's loop: the share of op time per kind of op")
     p.add_argument("--device", default=None, help="run everything under tf.device(DEVICE), e.g. /GPU:0")
@@ -363,8 +369,10 @@ def main(argv: list[str] | None = None) -> int:
 
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     print(f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
-    print(f"TensorFlow {tf.__version__}; CPU: {cpu_model()} ({os.cpu_count()} logical cores); "
-          f"GPUs: {', '.join(gpus) or 'none'}; device: {args.device or 'default'}")
+    bf16 = sorted(f for f in cpu_flags() if f in BF16_FLAGS) or ["none"]
+    print(f"TensorFlow {tf.__version__}; CPU: {cpu_model()} ({os.cpu_count()} logical cores; bfloat16 flags: "
+          f"{', '.join(bf16)}; auto = {resolve_precision('auto')}); GPUs: {', '.join(gpus) or 'none'}; "
+          f"device: {args.device or 'default'}")
     print(f"command: python benchmarks/speed.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
     print()
 
@@ -372,9 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     with scope:
         b, s, ci, co = (int(v) for v in args.conv_shape.split(","))
         probes = {"float32": ConvProbe(b, s, ci, co)}
-        dtype = compute_dtype(resolve_precision(args.precision))
-        if dtype != "float32":  # filterviz's rows are compared with a conv in the dtype they compute in
-            probes[dtype] = ConvProbe(b, s, ci, co, dtype)
+        for precision in [args.precision] + args.also_precision:
+            dtype = compute_dtype(resolve_precision(precision))
+            if dtype not in probes:  # filterviz's rows are compared with a conv in the dtype they compute in
+                probes[dtype] = ConvProbe(b, s, ci, co, dtype)
         lm = load_model(args.model)
         for layer in args.layers.split(","):
             for line in bench_layer(lm, layer.strip(), args, probes):

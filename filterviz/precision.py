@@ -1,15 +1,14 @@
 """`precision: auto`: the compute precision that is fastest, with the same pictures, on the CPU it runs on.
 
 The choice is a table of CPU flags (from /proc/cpuinfo), each backed by a measurement with
-`benchmarks/speed.py` (vgg16-hed block3_conv1, 16 filters, 128 px, 30 steps, seconds per filter-step):
+`benchmarks/speed.py` (vgg16-hed block3_conv1, seconds per filter-step):
 
-| CPU flag      | CPUs                                          | auto           | evidence                                |
-|---------------|-----------------------------------------------|----------------|-----------------------------------------|
-| `amx_bf16`    | Intel Sapphire Rapids and later (AMX tiles)   | mixed_bfloat16 | 2-core Xeon: 5-7x faster than float32   |
-| `avx512_bf16` | AMD Zen 4 and later, Intel Cooper Lake        | mixed_bfloat16 | 2-core EPYC Zen 4: float32 0.0151,      |
-|               |                                               |                | mixed_bfloat16 0.0078, same metrics     |
-| neither       | e.g. AVX2-only AMD Zen 3, older Intel         | float32        | bfloat16 is emulated: several times     |
-|               |                                               |                | slower (docs/scale.md)                  |
+- `amx_bf16` (AMX tiles: Intel Sapphire Rapids and later): mixed_bfloat16. A 2-core Xeon ran 5-7x faster than
+  in float32, with the same metrics (docs/benchmarks.md).
+- `avx512_bf16` (AVX-512 BF16: AMD Zen 4 and later, Intel Cooper Lake): mixed_bfloat16. A 2-core AMD EPYC Zen 4
+  (no AMX), 16 filters, 128 px, 30 steps: float32 0.0151, mixed_bfloat16 0.0078, the same picture metrics.
+- neither (e.g. AVX2-only AMD Zen 3, older Intel): float32. bfloat16 is emulated there: on a 2-core AMD EPYC
+  Zen 3, 8 filters, 64 px, 10 steps: mixed_bfloat16 0.729 against 0.055 in float32 (13x slower; docs/scale.md).
 
 A GPU keeps float32 (not measured yet). A flag is only added to the table with a measurement: 'auto' must never
 slow a CPU down. Explicit precisions are returned as they are.

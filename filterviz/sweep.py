@@ -1,5 +1,7 @@
-"""Running a sweep: this shard's unfinished jobs, one after the other, resumably, then the paper figure.
+"""Running a sweep: this shard's unfinished jobs, resumably, then the paper figure.
 
+The jobs run one after the other in this process (executor serial), or each as a Ray task on a cluster
+(executor ray, `filterviz.raysweep`); both run a job with the same code (`run_job` is one job in a process).
 Each job renders into its own folder (see `filterviz.jobs`); a redo deletes metrics.json before anything else,
 so a kill at any moment leaves the job either finished or visibly unfinished. Each process writes only its own
 manifest (manifest.json, or manifest.shard-I-of-N.json with --shard), so parallel shards never clobber each other.
@@ -17,14 +19,14 @@ import yaml
 from tqdm.auto import tqdm
 
 from .errors import Interrupted
-from .files import atomic_write, clean_temps, ensure_dir, read_json, write_json
-from .jobs import JOB_CONFIG, Job, ModelCache, job_finished, plan_jobs, shard_jobs, sweep_status
+from .files import atomic_write, clean_temps, ensure_dir, read_json, safe_name, write_json
+from .jobs import JOB_CONFIG, Job, ModelCache, model_cache, job_finished, plan_jobs, shard_jobs, sweep_status
 from .models import LoadedModel
 from .paper import write_figure
 from .render import RenderPlan, prepare_render
 from .results import render_into
 
-__all__ = ["MANIFEST", "manifest_name", "SweepReport", "run_sweep"]
+__all__ = ["MANIFEST", "manifest_name", "SweepReport", "run_job", "run_sweep"]
 
 MANIFEST = "manifest.json"
 
@@ -109,6 +111,14 @@ def _list_jobs(cfg, jobs: list[Job], mine: list[Job], shard: tuple[int, int], fo
          f"{todo} to run -> {cfg.root}/ (dry run: nothing written)")
 
 
+def _finished(cfg, job: Job, force: bool) -> dict | None:
+    """A finished job's manifest fields (status skipped), or None when it is to be rendered (its folder's temp
+    files, left by a killed write, are removed)."""
+    clean_temps(cfg.root / job.id)
+    done = None if force else job_finished(job, cfg.root, cfg.name)
+    return None if done is None else dict(status="skipped", seconds=done.get("seconds"), summary=done.get("summary"))
+
+
 def _start_job(cfg, job: Job) -> Path:
     """Make the job's folder read as unfinished (a partial result is kept, to resume) and write its config."""
     out = ensure_dir(cfg.root / job.id)
@@ -129,20 +139,23 @@ class _ShardRun:
 
     def run(self, job: Job, manifest: _Manifest) -> bool:
         """Render `job` unless it is finished (and not forced); True when it was rendered."""
-        cfg = self.cfg
-        clean_temps(cfg.root / job.id)
-        done = None if self.force else job_finished(job, cfg.root, cfg.name)
+        done = self.finished(job)
         if done is not None:
-            manifest.set(job, status="skipped", seconds=done.get("seconds"), summary=done.get("summary"))
+            manifest.set(job, **done)
         else:
             manifest.set(job, status="running")
             manifest.write()
-            manifest.set(job, **self._render(job, _start_job(cfg, job)))
+            manifest.set(job, **self.render(job))
         manifest.write()
         return done is None
 
-    def _render(self, job: Job, out: Path) -> dict:
-        """Render one job into `out`; its manifest fields (status, seconds, summary)."""
+    def finished(self, job: Job) -> dict | None:
+        """The manifest fields of a finished job (status skipped), or None when it is to be rendered."""
+        return _finished(self.cfg, job, self.force)
+
+    def render(self, job: Job) -> dict:
+        """Render one job into its folder; its manifest fields (status, seconds, summary)."""
+        out = _start_job(self.cfg, job)
         plan = self.plans.get(job, self.cache.get(job.model), self.mine)
         t0 = time.perf_counter()
         try:
@@ -184,6 +197,83 @@ def _figure(cfg, jobs: list[Job], echo) -> list[Path]:
     return write_figure(cfg, jobs)
 
 
+def _examples(cfg, mine: list[Job], cache: ModelCache, quiet: bool, echo) -> None:
+    """The config's `examples:` job kind: each (model, layer) of this shard's jobs gets its top dataset patches in
+    <root>/examples/<model>__<layer>/ (resumable, like a render; see filterviz.examples)."""
+    if cfg.examples is None:
+        return
+    from .examples import find_examples
+    from .jobs import model_label
+
+    spec = cfg.examples
+    for model, layer in dict.fromkeys((j.model, j.layer) for j in mine):
+        out = cfg.root / "examples" / safe_name(f"{model_label(model)}__{layer}")
+        try:
+            meta = find_examples(cache.get(model), layer, spec.images, out, k=spec.k, batch=spec.batch,
+                                 size=spec.size, quiet=quiet)
+        except Interrupted as e:
+            raise Interrupted(f"sweep '{cfg.name}': examples of {layer}: {e}") from None
+        echo(f"examples of {model_label(model)} {layer}: top {meta['k']} of {len(meta['files'])} images -> {out}/")
+
+
+def _gallery(cfg, echo) -> None:
+    """`gallery: true`: the sweep's offline gallery (renders, examples) in <root>/gallery/."""
+    if not cfg.gallery:
+        return
+    from .gallery import write_gallery
+
+    site = write_gallery(cfg.root, cfg.root / "gallery")
+    echo(f"gallery of {site['layers']} layers ({site['filters']} filter pages) -> {site['index']}")
+
+
+def run_job(cfg, job: Job, *, force: bool = False) -> dict:
+    """Run one job of `cfg` in this process, on its own (a Ray task runs this): skip it when it is finished
+    (unless `force`), else render it into its folder. Its manifest fields (status, seconds, summary)."""
+    runner = _ShardRun(cfg, model_cache(cfg), [job], force=force, quiet=True)
+    try:
+        return runner.finished(job) or runner.render(job)
+    finally:
+        runner.release(job)
+
+
+def _run_here(cfg, cache: ModelCache, mine: list[Job], manifest: _Manifest, bar, force: bool, quiet: bool):
+    """The serial executor: this shard's jobs one after the other in this process; (rendered, skipped)."""
+    runner = _ShardRun(cfg, cache, mine, force=force, quiet=quiet)
+    rendered, skipped = [], []
+    for job in mine:
+        (rendered if runner.run(job, manifest) else skipped).append(job)
+        if bar is not None:
+            bar.update(1)
+        runner.release(job)
+    return rendered, skipped
+
+
+def _run_on_ray(cfg, mine: list[Job], manifest: _Manifest, bar, force: bool, address: str | None):
+    """The Ray executor: finished jobs are skipped here, every other job runs `run_job` as a Ray task (retried
+    when its worker dies); the manifest and the bar follow the tasks as they finish. (rendered, skipped)."""
+    from .raysweep import run_tasks
+
+    rendered, skipped, todo = [], [], []
+    for job in mine:
+        done = _finished(cfg, job, force)
+        (skipped if done else todo).append(job)
+        manifest.set(job, **(done or dict(status="running")))  # running: handed to the cluster
+        if done and bar is not None:
+            bar.update(1)
+    manifest.write()
+
+    def finished(k: int, fields: dict) -> None:
+        manifest.set(todo[k], **fields)
+        manifest.write()
+        (skipped if fields["status"] == "skipped" else rendered).append(todo[k])  # a retry may find it done
+        if bar is not None:
+            bar.update(1)
+
+    run_tasks(run_job, [(cfg, job) for job in todo], kwargs=dict(force=force), address=address,
+              labels=[f"job '{j.id}'" for j in todo], on_result=finished)
+    return rendered, skipped
+
+
 def run_sweep(
     cfg,
     *,
@@ -192,9 +282,20 @@ def run_sweep(
     quiet: bool = False,
     dry_run: bool = False,
     echo: Callable[[str], None] = print,
+    executor: str | None = None,
+    ray_address: str | None = None,
 ) -> SweepReport:
-    """Run (or, with dry_run, list) this shard's unfinished jobs; skip finished ones unless `force`."""
-    cache = ModelCache(cfg.unsafe)
+    """Run (or, with dry_run, list) this shard's unfinished jobs; skip finished ones unless `force`.
+
+    `executor` (default: the config's) is 'serial' or 'ray'; with 'ray', `ray_address` (default: the config's)
+    names a cluster to join, and without one a local cluster is started (see `filterviz.raysweep`)."""
+    executor = executor or cfg.executor
+    address = ray_address if ray_address is not None else cfg.ray_address
+    if executor == "ray":
+        from .raysweep import check_address
+
+        address = check_address(address)  # a bad address fails before any work
+    cache = model_cache(cfg)
     jobs = plan_jobs(cfg, cache)  # loads and checks everything before any work
     mine = shard_jobs(jobs, *shard)
     if dry_run:
@@ -206,18 +307,18 @@ def run_sweep(
     clean_temps(cfg.root, ".probe-")
     bar = None if quiet else tqdm(total=len(mine), desc=f"sweep {cfg.name}", unit="job", position=0,
                                   dynamic_ncols=True)
-    runner = _ShardRun(cfg, cache, mine, force=force, quiet=quiet)
-    rendered, skipped = [], []
     try:
-        for job in mine:
-            (rendered if runner.run(job, manifest) else skipped).append(job)
-            if bar is not None:
-                bar.update(1)
-            runner.release(job)
+        if executor == "ray":
+            rendered, skipped = _run_on_ray(cfg, mine, manifest, bar, force, address)
+        else:
+            rendered, skipped = _run_here(cfg, cache, mine, manifest, bar, force, quiet)
     except KeyboardInterrupt as e:
         raise _interrupted(cfg, mine, manifest, e) from None
     finally:
         if bar is not None:
             bar.close()
     manifest.write()
-    return SweepReport(mine, rendered, skipped, manifest.path, _figure(cfg, jobs, echo))
+    figures = _figure(cfg, jobs, echo)
+    _examples(cfg, mine, cache, quiet, echo)
+    _gallery(cfg, echo)
+    return SweepReport(mine, rendered, skipped, manifest.path, figures)

@@ -6,20 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_tiny_cnn
 from filterviz import results
 from filterviz.cli import main
 from filterviz.config import load_config
 from filterviz.errors import UserError
 from filterviz.jobs import parse_shard, plan_jobs, shard_jobs
 from filterviz.sweep import run_sweep
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> str:
-    p = tmp_path_factory.mktemp("model") / "tiny.keras"
-    make_tiny_cnn().save(p)
-    return str(p)
 
 
 def _config(tmp_path: Path, model_path: str, extra: str = "") -> Path:
@@ -83,3 +75,28 @@ def test_dry_run_writes_nothing(tmp_path, model_path, capsys):
     assert "tiny__conv1__seed-0" in out and "tiny__conv1__seed-1" not in out
     assert not (tmp_path / "out").exists()
     assert main(["sweep", str(cfg_path), "--shard", "3/2"]) == 2
+
+
+def test_examples_job_kind_and_gallery(tmp_path, model_path):
+    """`examples:` gives each layer its top dataset patches, `gallery: true` a site over renders and examples;
+    a re-run resumes both (nothing rendered or streamed again)."""
+    from test_gallery import make_crops
+
+    make_crops(tmp_path / "photos", 12)
+    extra = f"examples:\n  images: {tmp_path / 'photos'}\n  k: 3\n  size: 32\ngallery: true\n"
+    cfg = load_config(_config(tmp_path, model_path, extra).rename(tmp_path / "e.yaml"))
+    said: list[str] = []
+    run_sweep(cfg, quiet=True, echo=said.append)
+    for layer in ("conv1", "conv2", "conv3"):
+        meta = __import__("json").loads((cfg.root / "examples" / f"tiny__{layer}" / "examples.json").read_text())
+        assert meta["complete"] and meta["k"] == 3 and len(meta["files"]) == 12
+    pages = list((cfg.root / "gallery").rglob("*.html"))
+    assert (cfg.root / "gallery" / "index.html").is_file() and len(pages) > 3
+    assert any("gallery of 3 layers" in line for line in said)
+    again = run_sweep(cfg, quiet=True, echo=said.append)
+    assert len(again.skipped) == 6 and not again.rendered
+
+
+def test_examples_folder_must_exist(tmp_path, model_path):
+    with pytest.raises(UserError, match=r"key 'examples.images'.*nowhere"):
+        load_config(_config(tmp_path, model_path, f"examples:\n  images: {tmp_path / 'nowhere'}\n"))

@@ -12,6 +12,9 @@ def add_parser(sub) -> None:
     p.add_argument("--shard", metavar="I/N", help="run only shard I of N (1-based), e.g. a SLURM array task")
     p.add_argument("--force", action="store_true", help="redo finished jobs too")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run each job as a Ray task: on a local cluster, or on the cluster at ADDRESS (HOST:PORT, "
+                        "ray://HOST:PORT or auto); the output folder must be shared by every node")
     p.set_defaults(run=run)
 
 
@@ -24,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
 
     shard = parse_shard(args.shard)  # check the arguments before reading anything
     cfg = load_config(args.config)
-    report = run_sweep(cfg, shard=shard, force=args.force, quiet=args.quiet, dry_run=args.dry_run)
+    report = run_sweep(cfg, shard=shard, force=args.force, quiet=args.quiet, dry_run=args.dry_run,
+                       executor="ray" if args.ray is not None else None, ray_address=args.ray or None)
     if not args.dry_run:
         done = ", ".join(str(p) for p in report.figure)
         print(
