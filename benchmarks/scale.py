@@ -1,7 +1,7 @@
 """How filterviz scales: seconds per filter-step and peak memory against the number of filters, one layer of each
 VGG block, and an estimate for a whole model on one machine and on N machines.
 
-    python benchmarks/scale.py                                   # quick: a few minutes on 2 cores
+    python benchmarks/scale.py                                   # quick: ~10-30 min on 2 cores
     python benchmarks/scale.py --size 128 --steps 30 --layer block4_conv1 --block-steps 30   # the full study
 
 1. Filters: renders 1, 2, 4, ... up to all filters of `--layer` (default block3_conv1, 256 filters, at 32 px and
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     sys.path.insert(0, HERE)
-    from speed import cpu_model  # noqa: E402
+    from filterviz.precision import cpu_model
 
     from filterviz.models import load_model, visual_layers
 

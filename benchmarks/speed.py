@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -46,21 +45,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from filterviz.ascent import LayerRenderer  # noqa: E402
-from filterviz.precision import BF16_FLAGS, cpu_flags, resolve_precision  # noqa: E402
+from filterviz.precision import BF16_FLAGS, cpu_flags, cpu_model, resolve_precision  # noqa: E402
 from filterviz.settings import RenderSettings, select_filters  # noqa: E402
 from filterviz.models import feature_extractor, load_model  # noqa: E402
 from filterviz.rewrites import graph_cost  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def peak_rss_mib() -> float:

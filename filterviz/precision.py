@@ -16,7 +16,7 @@ slow a CPU down. Explicit precisions are returned as they are.
 
 from __future__ import annotations
 
-__all__ = ["BF16_FLAGS", "cpu_flags", "auto_precision", "resolve_precision"]
+__all__ = ["BF16_FLAGS", "cpu_flags", "cpu_model", "auto_precision", "resolve_precision"]
 
 # CPU flag -> why it makes bfloat16 fast there (the flags with native bfloat16 matrix or dot-product instructions)
 BF16_FLAGS: dict[str, str] = {
@@ -33,6 +33,20 @@ def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
     except OSError:
         return frozenset()
     return frozenset(line.partition(":")[2].split())
+
+
+def cpu_model(path: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name, for benchmark reports (numbers are only comparable on the same CPU)."""
+    import platform
+
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def auto_precision(flags: frozenset[str] | set[str], gpu: bool = False) -> str:

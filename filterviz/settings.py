@@ -247,7 +247,8 @@ SCHEMA: dict[str, FieldSpec] = {  # field name -> its FieldSpec, in declaration 
 }
 
 PRESETS: dict[str, RenderSettings] = {
-    # All use mixed_bfloat16 where it is faster with the same pictures (filterviz.precision), else float32.
+    # All use mixed_bfloat16 where it is faster with the same pictures (CPUs with AMX or AVX-512 BF16, see
+    # filterviz.precision), else float32.
     # The best picture, and the default (benchmarks/quality.py, docs/benchmarks.md): Lucid's decorrelated Fourier
     # parameterization (spectrum decay 1.5) with filterviz's transforms, Adam, specificity 1; the objective is the
     # map's response where the filter fires (after its ReLU), not its mean, which can rise everywhere and stay

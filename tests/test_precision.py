@@ -100,3 +100,13 @@ def test_auto_chunk_doubles_under_mixed_precision(tiny_cnn):
     f32 = auto_chunk(ex, 64, 3, max_memory_gb=0.01, cap=10_000)
     bf16 = auto_chunk(ex, 64, 3, max_memory_gb=0.01, cap=10_000, precision="mixed_bfloat16")
     assert f32 >= 2 and abs(bf16 - 2 * f32) <= 1
+
+
+def test_auto_precision_follows_the_cpu_flag_table():
+    """bfloat16 where the CPU has native bfloat16 maths (AMX or AVX-512 BF16), float32 elsewhere and on GPUs."""
+    from filterviz.precision import auto_precision
+
+    assert auto_precision({"avx2", "amx_bf16"}) == "mixed_bfloat16"
+    assert auto_precision({"avx512f", "avx512_bf16"}) == "mixed_bfloat16"
+    assert auto_precision({"avx2", "fma", "avx512f"}) == "float32"  # no bfloat16 maths: emulated, much slower
+    assert auto_precision({"amx_bf16"}, gpu=True) == "float32"
