@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import sys
 import time
 
@@ -37,11 +36,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from filterviz import grid, metrics, objectives  # noqa: E402
+from filterviz.precision import cpu_model  # noqa: E402
 from filterviz.ascent import build_objective  # noqa: E402
 from filterviz.files import ensure_dir, write_json, write_png  # noqa: E402
 from filterviz.models import feature_extractor, load_model  # noqa: E402
 from filterviz.render import prepare_render, render_plan  # noqa: E402
-from filterviz.settings import PRESETS, RenderSettings  # noqa: E402
+from filterviz.settings import PRESETS, SCHEMA, RenderSettings  # noqa: E402
 
 LAYERS = "block1_conv2,block2_conv2,block3_conv3,block4_conv3,block5_conv3"
 # The Keras example ("Visualizing what convnets learn"): raw pixels, 30 steps, lr 10, l2-normalized gradient.
@@ -62,7 +62,7 @@ def parse_candidate(text: str) -> tuple[str, RenderSettings, dict]:
         elif key in OBJECTIVE_KEYS:
             choice[key] = float(value)
         else:
-            kind = type(getattr(RenderSettings(), key))
+            kind = SCHEMA[key].kind
             fields[key] = (None if value == "None" else value if kind is str else value == "true" if kind is bool
                            else kind(value))
     return name, base.replace(**fields), choice
@@ -136,15 +136,6 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(cell(k, r[k]) for k in COLUMNS) + " |" for r in rows]
     return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        name = ""
-    return f"{name or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def configs(args) -> list[tuple[str, RenderSettings, dict, bool]]:
