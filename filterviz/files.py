@@ -42,13 +42,16 @@ def safe_name(name: str) -> str:
 def ensure_dir(path: str | os.PathLike) -> Path:
     """Create `path` (and parents) and check it is writable, with a clear error if not."""
     p = Path(path)
+    probe = None
     try:
         p.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=p, prefix=".probe-", suffix=".tmp")  # .tmp: cleaned up if killed here
         os.close(fd)
-        Path(probe).unlink(missing_ok=True)
     except OSError as e:
         raise UserError(f"output dir '{p}' is not writable: {e.strerror or e}") from None
+    finally:  # also on Ctrl-C between making and removing it
+        if probe is not None:
+            Path(probe).unlink(missing_ok=True)
     return p
 
 

@@ -177,6 +177,7 @@ def _interrupted(cfg, mine: list[Job], manifest: _Manifest, e: KeyboardInterrupt
     """Ctrl-C or SIGTERM: finished jobs stay finished; the manifest and the summary say how far it got."""
     for j in mine:  # the job folders are the truth: a job may have finished just before the signal
         if manifest.rows[j.id]["status"] == "running":
+            clean_temps(cfg.root / j.id)  # a write the signal cut short (its temp file or a folder probe)
             manifest.set(j, status="done" if job_finished(j, cfg.root, cfg.name) else "interrupted")
     manifest.write()
     manifest.clean()
