@@ -48,3 +48,12 @@ def tiny_path(tmp_path_factory) -> str:
 def model_path(tiny_path) -> str:
     """The same file, under the name the sweep tests use."""
     return tiny_path
+
+
+def write_sweep(folder, name: str, model_path: str, keys: str, extra: str = ""):
+    """A sweep config `folder/NAME.yaml` over `model_path` with `keys` (YAML lines), seeds 0 and 1, results in
+    `folder/out`, then `extra` top-level lines; the sweep tests' configs differ only in their keys."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(f"name: {name}\nmodel: {model_path}\n{keys}output: {folder / 'out'}\nsweep:\n  seed: [0, 1]\n{extra}")
+    return path

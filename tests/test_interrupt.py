@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_sweep
 
 from filterviz.cli import main
 from filterviz.config import load_config
@@ -31,13 +32,8 @@ VOLATILE = ("seconds", "versions")  # metrics.json fields that differ between eq
 
 def _sweep_config(folder: Path, model_path: str) -> Path:
     """6 jobs (3 conv layers x 2 seeds) of 4 filters in chunks of 2: a few seconds of work in all."""
-    folder.mkdir(parents=True, exist_ok=True)
-    p = folder / "k.yaml"
-    p.write_text(
-        f"name: k\nmodel: {model_path}\ninput_range: '0:255'\nlayers: all-conv\nfilters: '0:4'\nsize: 16\nsteps: 30\nchunk: 2\n"
-        f"output: {folder / 'out'}\nsweep:\n  seed: [0, 1]\n"
-    )
-    return p
+    keys = "input_range: '0:255'\nlayers: all-conv\nfilters: '0:4'\nsize: 16\nsteps: 30\nchunk: 2\n"
+    return write_sweep(folder, "k", model_path, keys)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_sweep
 
 from filterviz import sweep
 from filterviz.cli import main
@@ -26,13 +27,8 @@ ray = pytest.importorskip("ray")
 
 def _config(folder: Path, model_path: str, extra: str = "") -> Path:
     """4 jobs (2 layers x 2 seeds) of 4 filters in chunks of 2."""
-    folder.mkdir(parents=True, exist_ok=True)
-    p = folder / "r.yaml"
-    p.write_text(
-        f"name: r\nmodel: {model_path}\nlayers: [conv1, conv3]\nfilters: '0:4'\nsize: 16\nsteps: 6\nsegment: 3\n"
-        f"chunk: 2\noutput: {folder / 'out'}\nsweep:\n  seed: [0, 1]\n{extra}"
-    )
-    return p
+    keys = "layers: [conv1, conv3]\nfilters: '0:4'\nsize: 16\nsteps: 6\nsegment: 3\nchunk: 2\n"
+    return write_sweep(folder, "r", model_path, keys, extra)
 
 
 @pytest.fixture(scope="module")
