@@ -96,7 +96,7 @@ class LayerRenderer:
         self.batch = self.chunk * self.replicas  # pictures per call of the compiled loop
         self.param = canvas.make_param(settings, channels, self.photos)  # at the canvas size
         self._start = canvas.read_start(settings.init, self.param) if settings.init else None
-        self.transform = {"standard": transforms.standard, "lucid": transforms.lucid}.get(
+        self.transform = {"standard": transforms.standard, "torus": transforms.torus, "lucid": transforms.lucid}.get(
             settings.transforms, lambda size: transforms.compose()
         )(settings.size)
         self._make_variables()
@@ -346,23 +346,35 @@ class LayerRenderer:
         filters: Sequence[int],
         progress: Callable[[float], None] | None = None,
         lr: float | None = None,
+        starts: np.ndarray | None = None,
     ) -> ChunkOutput:
-        """Render `filters` chunk by chunk. `progress(k)` is called with the filters finished since last call."""
+        """Render `filters` chunk by chunk. `progress(k)` is called with the filters finished since last call.
+        `starts` [len(filters), h, w, C] (unit space) starts each filter from its own image instead of a random
+        draw (canvas.start_params; the same trace: only the parameters' first value changes)."""
         filters = np.asarray(filters, dtype=np.int32)
+        if starts is not None and (self.strategy is not None or self._start is not None):
+            raise ValueError("per-filter starts need a renderer without a strategy or an init image")
         if self._model is not self._source:  # the mixed-precision clone follows the extractor's weights
             copy_weights(self._source, self._model)
         rate = tf.constant(self.settings.lr if lr is None else lr, tf.float32)
         per_call = self.batch // self.pictures  # filters per call
-        return ChunkOutput.concat([self._render_call(filters[s : s + per_call], rate, progress)
-                                   for s in range(0, len(filters), per_call)])
+        return ChunkOutput.concat([
+            self._render_call(filters[s : s + per_call], rate, progress,
+                              None if starts is None else starts[s : s + per_call])
+            for s in range(0, len(filters), per_call)])
 
-    def _render_call(self, ids: np.ndarray, rate: tf.Tensor, progress: Callable[[float], None] | None) -> ChunkOutput:
+    def _render_call(
+        self, ids: np.ndarray, rate: tf.Tensor, progress: Callable[[float], None] | None, starts: np.ndarray | None
+    ) -> ChunkOutput:
         """One call of the compiled loop for up to batch/pictures filters (the last padded with copies of its last
         filter); each filter's first picture is its result, all its pictures are extras['diversity']."""
         real, k = len(ids), self.pictures
         filled = np.concatenate([ids, np.repeat(ids[-1:], self.batch // k - real)])
         padded = tf.constant(canvas.picture_ids(filled, k) if k > 1 else filled.astype(np.int32))
         self._init_fn(padded)
+        if starts is not None:  # every picture of filter i from starts[i] (the padding from the last one's)
+            p = canvas.start_params(self.param, starts)
+            self._p.assign(np.repeat(np.concatenate([p, np.repeat(p[-1:], self.batch // k - real, axis=0)]), k, axis=0))
         parts = []
         for s, n, coarse in self._segments():
             parts.append(self._segment_fns[coarse](padded, tf.constant(s), tf.constant(n), rate).numpy())

@@ -7,7 +7,7 @@
 - The picture ids of `diversity`: picture k of filter f starts from the random draw of id f + k * COPY_STRIDE,
   so picture 0 is the one rendered without diversity.
 - `init` (feature accentuation, Hamblin et al. 2024): every picture starts from the user's image, inverted to
-  the parameters (`Parameterization.invert`).
+  the parameters (`Parameterization.invert`); `start_params` does the same for one start image per filter.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from . import metrics, params
 from .images import read_image
 from .settings import RenderSettings
 
-__all__ = ["COPY_STRIDE", "Start", "canvas_size", "make_param", "picture_ids", "read_start", "random_crops",
-           "centre", "fade"]
+__all__ = ["COPY_STRIDE", "Start", "canvas_size", "make_param", "picture_ids", "read_start", "start_params",
+           "random_crops", "centre", "fade"]
 
 COPY_STRIDE = 2**20  # more filters than any layer has; 64 pictures per filter stay below 2**31
 
@@ -71,6 +71,16 @@ def read_start(path: str, param: params.Parameterization) -> Start:
         arr = np.repeat(arr[..., :1], param.channels, axis=2)
     p, offset = param.invert(arr)
     return Start(tf.constant(p[None]), None if offset is None else tf.constant(offset), tf.constant(arr[None]))
+
+
+def start_params(param: params.Parameterization, images: np.ndarray) -> np.ndarray:
+    """Parameters [N, *shape] that start each picture from one of `images` [N, h, w, C] (unit space, 0..1),
+    resized to the canvas. Exact for `pixel` and `fourier`; `maco` keeps each image's phase (its magnitude is
+    the fixed spectrum, so the start is the image's structure in the photos' contrast)."""
+    x = np.asarray(images, np.float32)
+    if x.shape[1:3] != (param.size, param.size):
+        x = tf.image.resize(x, (param.size, param.size)).numpy()
+    return np.stack([param.invert(one)[0] for one in x]).astype(np.float32)
 
 
 def random_crops(images: tf.Tensor, n: int, size: int, seed: tf.Tensor) -> tf.Tensor:

@@ -114,7 +114,8 @@ class NaturalPhotos:
         self.size, self.channels = size, channels
         self._crops: np.ndarray | None = None
         self._magnitude: np.ndarray | None = None
-        self._means: dict[tuple, tuple[keras.Model, np.ndarray]] = {}
+        self._photos: np.ndarray | None = None
+        self._means: dict[tuple, tuple[keras.Model, object]] = {}
 
     @property
     def crops(self) -> np.ndarray:
@@ -130,13 +131,28 @@ class NaturalPhotos:
             self._magnitude = params.natural_magnitude(self.crops)
         return self._magnitude
 
+    @property
+    def photos(self) -> np.ndarray:
+        """photo_crops at this size, without flips (half the cost, and a mirror image rarely beats its original by
+        much): what `best` and `best_crops` score against."""
+        if self._photos is None:
+            self._photos = photo_crops(self.size, self.channels, flips=False)
+        return self._photos
+
     def best(self, model: keras.Model, *, batch: int = 16) -> np.ndarray:
-        """[C]: best_photo_activation of `model` over photo_crops at this size (no flips: half the cost, and a
-        mirror image rarely beats its original by much), computed once per (model, batch)."""
+        """[C]: best_photo_activation of `model` over `photos`, computed once per (model, batch)."""
+        return self._best(model, batch)[0]
+
+    def best_crops(self, model: keras.Model, filters: np.ndarray, *, batch: int = 16) -> np.ndarray:
+        """[len(filters), size, size, channels] float32, 0-255: the crop of `photos` that excites each filter most."""
+        return self.photos[self._best(model, batch)[1][np.asarray(filters, int)]]
+
+    def _best(self, model: keras.Model, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each channel's highest inner_means over `photos` and the crop that gives it."""
         key = ("best", id(model), batch)
         if key not in self._means:
-            crops = photo_crops(self.size, self.channels, flips=False)
-            self._means[key] = (model, best_photo_activation(model, crops, batch=batch))
+            acts = inner_means(model, self.photos, batch=batch)
+            self._means[key] = (model, (acts.max(axis=0), acts.argmax(axis=0)))
         return self._means[key][1]
 
     def means(self, model: keras.Model, *, batch: int = 16, relu: bool = False) -> np.ndarray:

@@ -3,7 +3,8 @@
 The CLI, the sweep, the training callback and the Python API all call `prepare_render`, so the size policy,
 the filter selection, the extractors and the compiled loop are decided in one place. `render_plan` is a short
 pipeline of named steps: render the chunks (halving the batch when memory runs out), put them in order, retry
-numerical faults with a smaller step, measure what the user sees, rescue dead filters, and tile the grid.
+numerical faults with a smaller step, measure what the user sees, give weak filters a second chance
+(filterviz.rescue), and tile the grid.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from . import canvas, grid, metrics, objectives
 from .ascent import ChunkOutput, LayerRenderer
 from .errors import UserError
 from .models import Extractor, LoadedModel, feature_extractor, load_model, warn_pending
+from .rescue import rescue_dead, rescue_failed
 from .settings import DEFAULT_PRESET, PRESETS, RenderSettings, select_filters
 
 __all__ = ["RenderPlan", "LayerResult", "prepare_render", "render_plan", "render_layer", "fit_size"]
@@ -143,8 +145,9 @@ def render_plan(
     the others are rendered, and the result covers all. `on_chunk(part)` gets each chunk as soon as it is
     finished (with `part.filters` set), so a caller can keep them when the run is interrupted.
 
-    Filters dead on their displayed picture are re-run once (see `_rescuer`) and kept if that does better
-    (`rescued` in the metrics); `rescue=False` skips this (e.g. when saving after Ctrl-C).
+    Filters dead on their displayed picture, or beaten by a photo crop, are re-run once (filterviz.rescue) and
+    kept if that does better (`rescued`, `photo_start` in the metrics); `rescue=False` skips this (e.g. when
+    saving after Ctrl-C).
     """
     t0 = time.perf_counter()
     parts, renderer = _render_chunks(plan, done, on_chunk, quiet)
@@ -152,10 +155,8 @@ def render_plan(
     out, retried = _retry_nonfinite(renderer, plan, out)
     out, bad = _replace_nonfinite(plan, out)
     display, quality = _measure(plan, out.images, plan.filters, renderer.chunk)
-    rescued = np.zeros(len(plan.filters), bool)
-    if rescue and quality["dead"].any() and not plan.settings.negative:  # a negative picture is meant to be dead
-        out, display, rescued = _rescue(plan, renderer, out, display, quality)
-    rows = _rows(plan.filters, quality, out, bad, retried, rescued)
+    out, display, rescued, photo_start = _second_chances(plan, renderer, out, display, quality, rescue)
+    rows = _rows(plan.filters, quality, out, bad, retried, rescued, photo_start)
     labels = [int(i) for i in plan.filters] if plan.settings.labels else None
     flagged = quality["dead"] | (quality["photo_ratio"] < 1.0)  # honest grids: red numbers on the weak tiles
     shown = canvas.fade(display, out.extras["alpha"]) if plan.settings.show_alpha else display
@@ -267,49 +268,28 @@ def _measure(plan: RenderPlan, images: np.ndarray, ids: np.ndarray, batch: int) 
     return shown_uint8, quality
 
 
-def _rescuer(plan: RenderPlan, renderer: LayerRenderer, n_dead: int) -> LayerRenderer | None:
-    """The loop that re-runs dead filters, or None where there is none to try.
+def _second_chances(
+    plan: RenderPlan, renderer: LayerRenderer, out: ChunkOutput, display: np.ndarray, quality: dict, rescue: bool
+) -> tuple[ChunkOutput, np.ndarray, np.ndarray, np.ndarray]:
+    """filterviz.rescue: re-run the dead filters, then start the filters a photo crop still beats from that crop.
+    Not for negative pictures (meant to be dead) or when `rescue` is off. Returns the output, the display and the
+    masks of the filters rescued at all and of those started from a photo."""
+    none = np.zeros(len(plan.filters), bool)
+    if not rescue or plan.settings.negative:
+        return out, display, none, none
 
-    With the normalized optimizer: Adam, which takes small steps while the gradient is erratic (a large
-    normalized step can overshoot at the start so the objective falls and never recovers). With the settings'
-    own objective: twice the steps on the mean of the map's top 5%, making some places positive first (a filter
-    negative everywhere on the pictures MaCo's fixed contrast can make)."""
-    if plan.settings.optimizer == "normalized":
-        return renderer.variant(max_filters=n_dead, optimizer="adam", lr=0.05, chunk=None)
-    if renderer.default_objective:
-        return renderer.variant(max_filters=n_dead, objective=objectives.channel_top(0.05),
-                                steps=2 * plan.settings.steps, chunk=None)
-    return None
+    def measure(images: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, dict]:
+        return _measure(plan, images, ids, renderer.chunk)
 
-
-def _rescue(
-    plan: RenderPlan, renderer: LayerRenderer, out: ChunkOutput, display: np.ndarray, quality: dict
-) -> tuple[ChunkOutput, np.ndarray, np.ndarray]:
-    """Re-run the dead filters and keep each redo that is more active on its displayed picture."""
-    dead = np.flatnonzero(quality["dead"])
-    rescued = np.zeros(len(plan.filters), bool)
-    rescuer = _rescuer(plan, renderer, len(dead))
-    if rescuer is None:
-        return out, display, rescued
-    redo = rescuer.render(plan.filters[dead])
-    redo_display, redo_quality = _measure(plan, redo.images, plan.filters[dead], renderer.chunk)
-    better = redo_quality["activation"] > quality["activation"][dead]
-    images, scores, trace = out.images.copy(), out.scores.copy(), out.trace.copy()
-    for j, k in enumerate(dead):
-        if better[j] and np.isfinite(redo.images[j]).all():
-            # the rescue's own objective; of a longer rescue, its last `steps` steps
-            images[k], scores[k], display[k] = redo.images[j], redo.scores[j], redo_display[j]
-            trace[k] = redo.trace[j][-trace.shape[1]:]
-            for key in quality:
-                quality[key][k] = redo_quality[key][j]
-            rescued[k] = True
-    taken = np.asarray([j for j, k in enumerate(dead) if rescued[k]], int)
-    extras = out.extras_with(dead[taken], redo, taken)
-    return ChunkOutput(images, scores, trace, out.nonfinite, out.filters, extras), display, rescued
+    out, display, dead = rescue_dead(plan.filters, renderer, out, display, quality, measure)
+    out, display, photo = rescue_failed(plan.filters, renderer, plan.photos, plan.post.model, out, display, quality,
+                                        measure)
+    return out, display, dead | photo, photo
 
 
 def _rows(
-    filters: np.ndarray, quality: dict, out: ChunkOutput, bad: np.ndarray, retried: np.ndarray, rescued: np.ndarray
+    filters: np.ndarray, quality: dict, out: ChunkOutput, bad: np.ndarray, retried: np.ndarray, rescued: np.ndarray,
+    photo_start: np.ndarray,
 ) -> list[dict]:
     """One metrics row per filter, as stored in metrics.json."""
     return [
@@ -329,6 +309,7 @@ def _rows(
             "nonfinite": bool(bad[k]),
             "retried": bool(retried[k]),
             "rescued": bool(rescued[k]),
+            "photo_start": bool(photo_start[k]),  # re-run from its best photo crop (filterviz.rescue)
         }
         for k, f in enumerate(filters)
     ]

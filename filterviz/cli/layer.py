@@ -101,6 +101,9 @@ def weak_filters(rows: list[dict]) -> str:
     text = f", {len(dead)} dead" + (f" ({named(dead)})" if dead else "")
     if beaten:
         text += f", {len(beaten)} below the best photo crop ({named(beaten)})"
+    started = [r["filter"] for r in rows if r.get("photo_start")]
+    if started:  # honest: these did not grow from noise
+        text += f", {len(started)} started from their best photo crop ({named(started)})"
     return text + ("; red numbers in the grid" if dead or beaten else "")
 
 

@@ -1,0 +1,102 @@
+"""Second chances for the weak filters of a render, after the whole layer has been rendered and measured.
+
+Two kinds of weak filter, each re-run once and the redo kept only where it measures better on what the user
+sees (the displayed picture):
+
+- dead: the picture does not fire its filter at all. Re-run with a calmer optimizer or a sharper objective
+  (`rescue_dead`).
+- failed: some natural photo crop excites the filter more than its picture does (metrics.photo_ratio < 1).
+  Re-run from that very crop (`rescue_failed`): the ascent then starts where the photos are best and climbs from
+  there, as feature accentuation does (Hamblin et al. 2024), with the same settings and objective as the rest of
+  the layer. The metrics row says so (`photo_start`), so such a picture is never passed off as one grown from
+  noise.
+
+`measure(images, filters)` is the caller's: it returns the displayed pictures and their quality metrics, so
+that a redo is judged exactly like the first render.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from . import metrics, objectives
+from .ascent import LayerRenderer
+from .chunks import ChunkOutput
+from .settings import RenderSettings
+
+__all__ = ["Measure", "rescue_dead", "rescue_failed"]
+
+Measure = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, dict]]
+
+
+def _dead_rescuer(settings: RenderSettings, renderer: LayerRenderer, n: int) -> LayerRenderer | None:
+    """The loop that re-runs dead filters, or None where there is none to try.
+
+    With the normalized optimizer: Adam, which takes small steps while the gradient is erratic (a large
+    normalized step can overshoot at the start so the objective falls and never recovers). With the settings'
+    own objective: twice the steps on the mean of the map's top 5%, making some places positive first (a filter
+    negative everywhere on the pictures MaCo's fixed contrast can make)."""
+    if settings.optimizer == "normalized":
+        return renderer.variant(max_filters=n, optimizer="adam", lr=0.05, chunk=renderer.chunk)
+    if renderer.default_objective:
+        return renderer.variant(max_filters=n, objective=objectives.channel_top(0.05), steps=2 * settings.steps,
+                                chunk=renderer.chunk)
+    return None
+
+
+def rescue_dead(
+    filters: np.ndarray, renderer: LayerRenderer, out: ChunkOutput, display: np.ndarray, quality: dict,
+    measure: Measure,
+) -> tuple[ChunkOutput, np.ndarray, np.ndarray]:
+    """Re-run the dead filters; keep each redo that is more active on its displayed picture. Returns the output,
+    the display and a mask of the filters replaced. `quality` is updated in place."""
+    dead = np.flatnonzero(quality["dead"])
+    rescuer = _dead_rescuer(renderer.settings, renderer, len(dead)) if len(dead) else None
+    if rescuer is None:
+        return out, display, np.zeros(len(filters), bool)
+    redo = rescuer.render(filters[dead])
+    redo_display, redo_quality = measure(redo.images, filters[dead])
+    better = redo_quality["activation"] > quality["activation"][dead]
+    return _merge(out, display, quality, dead, redo, redo_display, redo_quality, better)
+
+
+def rescue_failed(
+    filters: np.ndarray, renderer: LayerRenderer, photos: metrics.NaturalPhotos, model, out: ChunkOutput,
+    display: np.ndarray, quality: dict, measure: Measure,
+) -> tuple[ChunkOutput, np.ndarray, np.ndarray]:
+    """Re-run each filter that a photo crop beats, starting from its best crop (of `photos`, scored by `model`,
+    the layer's post-activation); keep each redo whose displayed picture has the higher photo_ratio. Not for
+    renders that start from the user's image, spread over several devices or draw several pictures per filter.
+    Returns the output, the display and a mask of the filters replaced; `quality` is updated in place."""
+    weak = np.flatnonzero(quality["photo_ratio"] < 1.0)
+    s = renderer.settings
+    if not len(weak) or s.init or s.diversity > 1 or renderer.strategy is not None:
+        return out, display, np.zeros(len(filters), bool)
+    starts = photos.best_crops(model, filters[weak], batch=renderer.chunk) / 255.0
+    again = renderer.variant(max_filters=len(weak), chunk=renderer.chunk)  # a chunk that fitted
+    redo = again.render(filters[weak], starts=starts)
+    redo_display, redo_quality = measure(redo.images, filters[weak])
+    better = redo_quality["photo_ratio"] > quality["photo_ratio"][weak]
+    return _merge(out, display, quality, weak, redo, redo_display, redo_quality, better)
+
+
+def _merge(
+    out: ChunkOutput, display: np.ndarray, quality: dict, rows: np.ndarray, redo: ChunkOutput,
+    redo_display: np.ndarray, redo_quality: dict, better: np.ndarray,
+) -> tuple[ChunkOutput, np.ndarray, np.ndarray]:
+    """`out` with rows[j] replaced by redo's j-th picture where better[j] (and finite); of a longer redo, the
+    trace's last steps."""
+    replaced = np.zeros(len(out.images), bool)
+    images, scores, trace, display = out.images.copy(), out.scores.copy(), out.trace.copy(), display.copy()
+    for j, k in enumerate(rows):
+        if better[j] and np.isfinite(redo.images[j]).all():
+            images[k], scores[k], display[k] = redo.images[j], redo.scores[j], redo_display[j]
+            trace[k] = redo.trace[j][-trace.shape[1]:]
+            for key in quality:
+                quality[key][k] = redo_quality[key][j]
+            replaced[k] = True
+    taken = np.asarray([j for j, k in enumerate(rows) if replaced[k]], int)
+    extras = out.extras_with(rows[taken], redo, taken)
+    return ChunkOutput(images, scores, trace, out.nonfinite, out.filters, extras), display, replaced

@@ -1,0 +1,55 @@
+"""Second chances (filterviz.rescue): a filter that a photo crop beats is re-run from that crop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from filterviz import canvas, metrics, params
+from filterviz.render import prepare_render, render_plan
+from filterviz.settings import RenderSettings
+
+# one step from a random start: the pictures stay noise, which most photo crops beat
+BARELY = RenderSettings(size=32, steps=1, optimizer="adam", lr=0.001, display="range", seed=3)
+
+
+@pytest.mark.parametrize("kind", ["pixel", "fourier"])
+def test_start_params_reproduce_the_start_images(kind):
+    """pixel and fourier invert exactly: the first picture of a photo start is the crop itself."""
+    param = params.Parameterization(kind, 32, 3, decay=1.5)
+    crops = metrics.photo_crops(32, 3, flips=False)[:3] / 255.0
+    p = canvas.start_params(param, crops)
+    assert p.shape == (3, *param.shape)
+    back = param.to_image(tf.constant(p)).numpy()
+    np.testing.assert_allclose(back, np.clip(crops, 1 / 512, 511 / 512) if kind == "fourier" else crops, atol=2e-3)
+
+
+def test_failed_filters_restart_from_their_best_crop(tiny_cnn):
+    """Every filter a crop beats without the rescue is re-run from its best crop; each redo kept beats its first
+    picture, is marked photo_start, and at least one filter needs it (the test is not vacuous)."""
+    plan = prepare_render(tiny_cnn, "conv2", "0:12", BARELY)
+    plain = render_plan(plan, rescue=False)
+    failed = [r["filter"] for r in plain.metrics if r["failed"]]
+    assert len(failed) >= 3
+    res = render_plan(plan)
+    by_filter = {r["filter"]: r for r in res.metrics}
+    started = [f for f, r in by_filter.items() if r["photo_start"]]
+    assert started and set(started) <= set(failed)
+    for r0 in plain.metrics:
+        r = by_filter[r0["filter"]]
+        if r["photo_start"]:
+            assert r["rescued"] and r["photo_ratio"] > r0["photo_ratio"]
+            assert r["photo_ratio"] >= 0.99  # from the best crop (ratio 1), one small step up, uint8-rounded
+        else:
+            assert r["photo_ratio"] == r0["photo_ratio"]
+    assert sum(r["failed"] for r in res.metrics) < len(failed)
+
+
+def test_best_crops_are_the_best(tiny_cnn):
+    """NaturalPhotos.best_crops gives, for each filter, the crop whose activation is its best."""
+    plan = prepare_render(tiny_cnn, "conv2", "0:4", BARELY)
+    model = plan.post.model
+    crops = plan.photos.best_crops(model, np.arange(4))
+    acts = metrics.inner_means(model, crops)[np.arange(4), np.arange(4)]
+    np.testing.assert_allclose(acts, plan.photos.best(model)[:4], rtol=1e-5)
