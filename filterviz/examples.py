@@ -30,7 +30,7 @@ import numpy as np
 from .errors import Interrupted, UserError
 from .files import clean_temps, ensure_dir, jsonable, plain, read_json, versions, write_json, write_npz, write_png
 from .grid import tile
-from .models import LoadedModel, feature_extractor, load_model
+from .models import LoadedModel, feature_extractor, load_model, warn_pending
 from .receptive import ReceptiveField, receptive_field
 
 __all__ = ["IMAGE_SUFFIXES", "EXAMPLE_FILES", "TopK", "list_images", "image_dataset", "find_examples",
@@ -246,6 +246,7 @@ def find_examples(
     listing = list_images(images)
     extractor = feature_extractor(lm, layer, pre_activation=False)
     rf = receptive_field(lm, layer, size)
+    lm = warn_pending(lm)  # the checks passed: a model file's assumed input range is worth a line now
     out = ensure_dir(out_dir)
     for name in EXAMPLE_FILES:
         clean_temps(out, f".{name}.")

@@ -220,16 +220,29 @@ def test_attribute_layer_target_behind_a_front(saved_model, tmp_path):
     assert (out / "digit_c1-f0_saliency.png").is_file()
 
 
-def test_bad_layer_and_assumed_range_give_one_line(saved_model, tmp_path):
+@pytest.mark.parametrize("command, error", [
+    (["layer", "nope"], "unknown layer 'nope'"),
+    (["attribute", "IMAGE", "--target", "class:7"], "class index 7 is out of range"),
+    (["examples", "c1", "--images", "MISSING"], "does not exist"),
+])
+def test_bad_request_of_a_model_file_is_one_line(saved_model, tmp_path, command, error):
+    """A model file without a stated range gets its "0-255 is assumed" line only once the command's own checks
+    pass: a bad request is the one error line, nothing more, and nothing is written."""
     import subprocess
     import sys
 
+    from PIL import Image
+
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(tmp_path / "x.png")
+    command = [str(tmp_path / "x.png") if c == "IMAGE" else str(tmp_path / "missing") if c == "MISSING" else c
+               for c in command]
     out = tmp_path / "out"
-    run = subprocess.run([sys.executable, "-m", "filterviz", "layer", "nope", "--model", saved_model, "--out",
-                          str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+    quiet = [] if command[0] == "attribute" else ["--quiet"]
+    run = subprocess.run([sys.executable, "-m", "filterviz", *command, "--model", saved_model, "--out", str(out),
+                          *quiet], capture_output=True, text=True, timeout=300)
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 2 and len(lines) == 1, run.stderr
-    assert lines[0].startswith("filterviz: error: unknown layer 'nope'") and not out.exists()
+    assert lines[0].startswith("filterviz: error: ") and error in lines[0] and not out.exists()
 
 
 def test_snapshots_of_a_unit_range_model(tmp_path):

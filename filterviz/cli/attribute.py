@@ -42,14 +42,16 @@ def run(args: argparse.Namespace) -> int:
     from ..figures import attribution_figure
     from ..files import ensure_dir, safe_name, save_figure
     from ..heatmaps import heatmap
+    from ..models import warn_pending
     from ..settings import DEFAULT_OUTPUT
 
     methods, target, stems = _checked(args)  # cheap checks before the model loads
-    lm = load_from_args(args, include_top=target.kind == "class")
+    lm = load_from_args(args, include_top=target.kind == "class", warn=False)
     att = Attributor(lm, samples=args.samples, noise=args.noise, seed=args.seed, batch=args.batch)
     pictures, inputs = _inputs(lm, args)
     att.check(target, inputs.shape[1:])
     att.prepare(methods)  # a model without ReLU fails here for guided/deconvnet, before anything is written
+    warn_pending(lm)  # the checks passed: a model file's assumed input range is worth a line now
     raw = _maps(att, inputs, methods, target)
     heat = {m: heatmap(r, m) for m, r in raw.items()}
     out = ensure_dir(args.out or Path(DEFAULT_OUTPUT) / safe_name(lm.name) / "attribution")

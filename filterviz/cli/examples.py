@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from ..results import layer_dir
     from .layer import model_request
 
-    lm = load_from_args(args)
+    lm = load_from_args(args, warn=False)  # find_examples says a file's range is assumed once its checks pass
     out = args.out or layer_dir(DEFAULT_OUTPUT, lm.name, args.layer) / "examples"
     meta = find_examples(lm, args.layer, args.images, out, k=args.k, batch=args.batch, size=args.size,
                          request=model_request(args.model, args.layer, []), quiet=args.quiet)
