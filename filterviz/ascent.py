@@ -96,7 +96,7 @@ class LayerRenderer:
         self.batch = self.chunk * self.replicas  # pictures per call of the compiled loop
         self.param = canvas.make_param(settings, channels, self.photos)  # at the canvas size
         self._start = canvas.read_start(settings.init, self.param) if settings.init else None
-        self.transform = {"standard": transforms.standard, "torus": transforms.torus, "lucid": transforms.lucid}.get(
+        self.transform = {"standard": transforms.standard, "lucid": transforms.lucid}.get(
             settings.transforms, lambda size: transforms.compose()
         )(settings.size)
         self._make_variables()
