@@ -8,7 +8,7 @@ sees (the displayed picture):
 - failed: some natural photo crop excites the filter more than its picture does (metrics.photo_ratio < 1).
   Re-run from that very crop (`rescue_failed`): the ascent then starts where the photos are best and climbs from
   there, as feature accentuation does (Hamblin et al. 2024), with the same settings and objective as the rest of
-  the layer. The metrics row says so (`photo_start`), so such a picture is never passed off as one grown from
+  the layer (for MaCo, whose fixed magnitude spectrum cannot hold the crop, in Lucid's Fourier space). The metrics row says so (`photo_start`), so such a picture is never passed off as one grown from
   noise.
 
 `measure(images, filters)` is the caller's: it returns the displayed pictures and their quality metrics, so
@@ -75,7 +75,9 @@ def rescue_failed(
     if not len(weak) or s.init or s.diversity > 1 or renderer.strategy is not None:
         return out, display, np.zeros(len(filters), bool)
     starts = photos.best_crops(model, filters[weak], batch=renderer.chunk) / 255.0
-    again = renderer.variant(max_filters=len(weak), chunk=renderer.chunk)  # a chunk that fitted
+    # maco's fixed magnitude spectrum cannot hold the crop (only its phase): climb from it in Lucid's Fourier space
+    space = dict(param="fourier", lr=0.05) if s.param == "maco" else {}
+    again = renderer.variant(max_filters=len(weak), chunk=renderer.chunk, **space)  # a chunk that fitted
     redo = again.render(filters[weak], starts=starts)
     redo_display, redo_quality = measure(redo.images, filters[weak])
     better = redo_quality["photo_ratio"] > quality["photo_ratio"][weak]
