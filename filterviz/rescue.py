@@ -7,8 +7,9 @@ sees (the displayed picture):
   (`rescue_dead`).
 - failed: some natural photo crop excites the filter more than its picture does (metrics.photo_ratio < 1).
   Re-run from that very crop (`rescue_failed`): the ascent then starts where the photos are best and climbs from
-  there, as feature accentuation does (Hamblin et al. 2024), with the same settings and objective as the rest of
-  the layer (for MaCo, whose fixed magnitude spectrum cannot hold the crop, in Lucid's Fourier space). The metrics row says so (`photo_start`), so such a picture is never passed off as one grown from
+  there, as feature accentuation does (Hamblin et al. 2024), with the layer's settings and objective less the
+  colour limit and specificity, which a photo does not obey (for MaCo, whose fixed magnitude spectrum cannot
+  hold the crop, in Lucid's Fourier space). The metrics row says so (`photo_start`), so such a picture is never passed off as one grown from
   noise.
 
 `measure(images, filters)` is the caller's: it returns the displayed pictures and their quality metrics, so
@@ -24,6 +25,7 @@ import numpy as np
 from . import metrics, objectives
 from .ascent import LayerRenderer
 from .chunks import ChunkOutput
+from .objectives import build_objective
 from .settings import RenderSettings
 
 __all__ = ["Measure", "rescue_dead", "rescue_failed"]
@@ -77,7 +79,12 @@ def rescue_failed(
     starts = photos.best_crops(model, filters[weak], batch=renderer.chunk) / 255.0
     # maco's fixed magnitude spectrum cannot hold the crop (only its phase): climb from it in Lucid's Fourier space
     space = dict(param="fourier", lr=0.05) if s.param == "maco" else {}
-    again = renderer.variant(max_filters=len(weak), chunk=renderer.chunk, **space)  # a chunk that fitted
+    # the settings' own objective without the trade-offs a photo does not make: a colour limit (a saturated crop
+    # would be pulled below itself) and specificity (the crop excites the other filters too)
+    plain = s.replace(colour=0.0, specificity=0.0)
+    objective = build_objective(plain) if renderer.default_objective else None
+    again = renderer.variant(max_filters=len(weak), objective=objective, chunk=renderer.chunk,  # a chunk that fitted
+                             colour=0.0, specificity=0.0, **space)
     redo = again.render(filters[weak], starts=starts)
     redo_display, redo_quality = measure(redo.images, filters[weak])
     better = redo_quality["photo_ratio"] > quality["photo_ratio"][weak]
