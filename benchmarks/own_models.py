@@ -10,8 +10,9 @@ preset, at the unit as the network uses it (filterviz.units), on models a user b
   48x48 inputs, (x - 127.5) / 128, rebuilt as a functional model (skipped where mtcnn is not installed).
 
 A picture fails when the best photo crop (metrics.photo_crops, grey for 1-channel models) excites its filter
-more (metrics.photo_ratio < 1). Usage: python benchmarks/own_models.py [--presets quality,fast,lucid,maco]
-[--filters 8] [--out outputs/benchmarks/own_models.json]. Prints a markdown table.
+more (metrics.photo_ratio < 1); "photo start" counts the filters re-run from their best crop (filterviz.rescue).
+Usage: python benchmarks/own_models.py [--presets quality,fast,lucid,maco] [--models digits-bn,rgb-bn,...]
+[--filters 8] [--grids DIR] [--out outputs/benchmarks/own_models.json]. Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 
 import filterviz
 from filterviz import grid, metrics
+from filterviz.files import ensure_dir, write_png
 from filterviz.models import feature_extractor, load_model
 from filterviz.render import prepare_render, render_plan
 
@@ -139,36 +141,46 @@ def mtcnn_onet():
     return keras.Model(inp, x, name="mtcnn_onet")
 
 
-def measure(lm, layer: str, preset: str, n: int) -> dict:
-    """Dead count and failed share of the first `n` filters of `layer` in `preset`."""
+def measure(lm, layer: str, preset: str, n: int, grids: str | None = None) -> dict:
+    """Dead count and failed share of the first `n` filters of `layer` in `preset`, and how many of them were
+    re-run from their best photo crop (filterviz.rescue); the grid goes to `grids` when given."""
     plan = prepare_render(lm, layer, f"0:{n}", filterviz.preset(preset), size_from_model=True)
     result = render_plan(plan)
+    if grids:
+        write_png(os.path.join(grids, f"{lm.name}__{layer.replace('/', '-')}__{preset}.png"), result.grid)
     post = feature_extractor(lm, layer, pre_activation=False).model
     crops = metrics.photo_crops(plan.settings.size, lm.channels)
     best = metrics.best_photo_activation(post, crops)
     shown = grid.to_model_space(result.display, lm.input_range)
     ratio = metrics.photo_ratio(post, shown, result.filters, best)
     return {"dead": int(sum(r["dead"] for r in result.metrics)), "failed": float(np.mean(ratio < 1.0)),
-            "filters": len(result.filters), "seconds": round(result.seconds, 1)}
+            "photo_start": int(sum(r["photo_start"] for r in result.metrics)), "filters": len(result.filters),
+            "seconds": round(result.seconds, 1)}
 
 
-def models() -> list[tuple[str, object, list[str], str]]:
-    """(label, LoadedModel, layers, note) of every model measured."""
+def models(only: list[str] | None = None) -> list[tuple[str, object, list[str], str]]:
+    """(label, LoadedModel, layers, note) of every model measured, or of those labelled in `only`."""
     import keras
 
+    want = (lambda label: only is None or label in only)
     out = []
-    digits, acc = _trained("digits-bn", digits_bn())
-    out.append(("digits-bn", load_model(digits, input_range="0:1"), ["b1_conv", "b4_conv"], f"val acc {acc:.2f}"))
-    rgb, acc = _trained("rgb-bn", rgb_bn())
-    out.append(("rgb-bn", load_model(rgb, input_range="-1:1"), ["c1_conv", "c2_conv"], f"val acc {acc:.2f}"))
-    outer = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Identity(name="pixels_in"), rgb,
-                              keras.layers.Dense(2, name="head")], name="nested")
-    out.append(("nested", load_model(outer, input_range="-1:1"), ["rgb_bn/c2_conv"], "rgb-bn inside a Sequential"))
-    onet = mtcnn_onet()
-    if onet is None:
+    if want("digits-bn"):
+        digits, acc = _trained("digits-bn", digits_bn())
+        out.append(("digits-bn", load_model(digits, input_range="0:1"), ["b1_conv", "b4_conv"], f"val acc {acc:.2f}"))
+    if want("rgb-bn") or want("nested"):
+        rgb, acc = _trained("rgb-bn", rgb_bn())
+        if want("rgb-bn"):
+            out.append(("rgb-bn", load_model(rgb, input_range="-1:1"), ["c1_conv", "c2_conv"], f"val acc {acc:.2f}"))
+        if want("nested"):
+            outer = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Identity(name="pixels_in"), rgb,
+                                      keras.layers.Dense(2, name="head")], name="nested")
+            out.append(("nested", load_model(outer, input_range="-1:1"), ["rgb_bn/c2_conv"],
+                        "rgb-bn inside a Sequential"))
+    onet = mtcnn_onet() if want("mtcnn-onet") else None
+    if onet is None and want("mtcnn-onet"):
         print("<!-- mtcnn-onet: skipped, the mtcnn package is not installed (pip install -e '.[bench]') -->",
               file=sys.stderr, flush=True)
-    else:
+    elif onet is not None:
         out.append(("mtcnn-onet", load_model(onet, input_range=(-127.5 / 128, 127.5 / 128)), ["conv2", "conv4"],
                     "pretrained (mtcnn 1.0.0 wheel)"))
     return out
@@ -179,17 +191,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--presets", default="quality,fast,lucid,maco")
     p.add_argument("--filters", type=int, default=8)
     p.add_argument("--out", default="outputs/benchmarks/own_models.json")
+    p.add_argument("--grids", default=None, help="a folder for every grid (MODEL__LAYER__PRESET.png)")
+    p.add_argument("--models", default=None, help="comma-separated labels to run (default all)")
     args = p.parse_args(argv)
+    if args.grids:
+        ensure_dir(args.grids)
     rows = []
-    print("| model | layer | preset | dead | failed | filters | s |\n|---|---|---|---|---|---|---|")
-    for label, lm, layers, note in models():
+    print("| model | layer | preset | dead | failed | photo start | filters | s |\n|---|---|---|---|---|---|---|---|")
+    for label, lm, layers, note in models(args.models.split(",") if args.models else None):
         print(f"<!-- {label}: {lm.describe_input()}, {note} -->", file=sys.stderr)
         for layer in layers:
             for preset in args.presets.split(","):
-                r = dict(model=label, layer=layer, preset=preset, **measure(lm, layer, preset, args.filters))
+                r = dict(model=label, layer=layer, preset=preset, **measure(lm, layer, preset, args.filters,
+                                                                            args.grids))
                 rows.append(r)
-                print(f"| {label} | {layer} | {preset} | {r['dead']} | {r['failed']:.0%} | {r['filters']} | "
-                      f"{r['seconds']} |", flush=True)
+                print(f"| {label} | {layer} | {preset} | {r['dead']} | {r['failed']:.0%} | {r['photo_start']} | "
+                      f"{r['filters']} | {r['seconds']} |", flush=True)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(rows, f, indent=1)
