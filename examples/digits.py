@@ -3,6 +3,9 @@ a model of your own (README, "Your own model"; docs/own-model.md):
 
     python examples/digits.py digits.keras      # about a minute on a CPU; needs scikit-learn
 
+It also writes the validation digits as PNG files to digits-images/ (beside the model), a folder of images for
+`filterviz examples`.
+
 A model worth looking at is a trained one, so it prints its validation accuracy (about 0.98). With BatchNorm, a
 short training needs momentum=0.9: with Keras's default 0.99 the running statistics the saved model uses hardly
 move in a few hundred steps, and it scores about chance.
@@ -11,12 +14,14 @@ move in a few hundred steps, and it scores about chance.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 
 def main(path: str = "digits.keras") -> None:
     import keras
     import numpy as np
     import tensorflow as tf
+    from PIL import Image
     from sklearn.datasets import load_digits
 
     keras.utils.set_random_seed(0)
@@ -38,8 +43,13 @@ def main(path: str = "digits.keras") -> None:
     model = keras.Model(inp, out, name="digits")
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
     fit = model.fit(x, y, epochs=10, batch_size=32, validation_split=0.2, verbose=0)
-    print(f"validation accuracy {fit.history['val_accuracy'][-1]:.2f} -> {path}")
     model.save(path)
+    folder = Path(path).resolve().parent / "digits-images"
+    folder.mkdir(exist_ok=True)
+    for i in range(int(0.8 * len(x)), len(x)):  # the validation split: digits the model did not train on
+        Image.fromarray(np.round(x[i, :, :, 0] * 255).astype(np.uint8)).save(folder / f"digit{i:04d}_{y[i]}.png")
+    print(f"validation accuracy {fit.history['val_accuracy'][-1]:.2f} -> {path}, {len(x) - int(0.8 * len(x))} "
+          f"validation digits -> {folder}/")
 
 
 if __name__ == "__main__":
