@@ -59,6 +59,7 @@ def _label(text: str, scale: int) -> np.ndarray:
 
 
 FLAG_RGB = (220, 0, 0)  # the label box of a flagged tile (dead, or beaten by a photo): white digits on red
+PHOTO_RGB = (0, 80, 200)  # the label box of a picture grown from a photo crop (filterviz.rescue): white on blue
 
 
 def tile(
@@ -68,12 +69,14 @@ def tile(
     labels: list[int] | None = None,
     background: int = 255,
     flagged: Sequence[bool] | None = None,
+    from_photo: Sequence[bool] | None = None,
 ) -> np.ndarray:
     """Tile uint8 images [N,H,W,C] into one picture of rows x cols with `margin` pixels between tiles.
 
-    With `labels`, each tile's number is drawn in a small box at its top-left corner: black on white, or white on
-    red (on black for grey pictures) where `flagged`. A label never covers more than a sixteenth of its tile;
-    where it would, it is left out (use `tile_with_headers` for small tiles).
+    With `labels`, each tile's number is drawn in a small box at its top-left corner: black on white; white on
+    red (on black for grey pictures) where `flagged`; else white on blue (on mid-grey for grey pictures) where
+    `from_photo`. A label never covers more than a sixteenth of its tile; where it would, it is left out (use
+    `tile_with_headers` for small tiles).
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[0] == 0:
@@ -88,12 +91,18 @@ def tile(
         y, x = margin + r * (h + margin), margin + q * (w + margin)
         out[y : y + h, x : x + w] = images[i]
         if labels is not None:
-            _draw_label(out[y : y + h, x : x + w], str(labels[i]), scale, bool(flagged is not None and flagged[i]))
+            style = ("flag" if flagged is not None and flagged[i] else
+                     "photo" if from_photo is not None and from_photo[i] else "plain")
+            _draw_label(out[y : y + h, x : x + w], str(labels[i]), scale, style)
     return out
 
 
-def _draw_label(tile_view: np.ndarray, text: str, scale: int, flag: bool) -> None:
-    """Draw `text` in a box at the tile's top-left corner, in place, if the box covers at most 1/16 of the tile."""
+_BOXES = {"flag": (FLAG_RGB, 0), "photo": (PHOTO_RGB, 100), "plain": ((255, 255, 255), 255)}  # (RGB, grey) box
+
+
+def _draw_label(tile_view: np.ndarray, text: str, scale: int, style: str = "plain") -> None:
+    """Draw `text` in a box at the tile's top-left corner, in place, if the box covers at most 1/16 of the tile:
+    black on white (`plain`), or white on the box colour of `flag` or `photo`."""
     h, w, c = tile_view.shape
     mask = _label(text, scale)
     mh, mw = mask.shape
@@ -101,9 +110,9 @@ def _draw_label(tile_view: np.ndarray, text: str, scale: int, flag: bool) -> Non
     if not mh or bh * bw * 16 > h * w or bh > h or bw > w:
         return
     box = tile_view[:bh, :bw]
-    ink = 255 if flag else 0
-    box[...] = (FLAG_RGB if c == 3 else 0) if flag else 255
-    box[scale : scale + mh, scale : scale + mw][mask] = ink
+    rgb, grey = _BOXES[style]
+    box[...] = rgb if c == 3 else grey
+    box[scale : scale + mh, scale : scale + mw][mask] = 0 if style == "plain" else 255
 
 
 def tile_with_headers(

@@ -162,7 +162,8 @@ def render_plan(
     shown = canvas.fade(display, out.extras["alpha"]) if plan.settings.show_alpha else display
     return LayerResult(
         plan.model.name, plan.layer, plan.filters, out.images, display,
-        grid.tile(_shown(shown), labels=labels, flagged=None if plan.settings.negative else flagged),
+        grid.tile(_shown(shown), labels=labels, flagged=None if plan.settings.negative else flagged,
+                  from_photo=photo_start),
         quality["activation"], out.trace, rows, plan.settings, time.perf_counter() - t0, plan.model.input_range,
         precision=renderer.precision, preprocess=plan.model.preprocess, network_range=plan.model.network_range,
         extras=out.extras,

@@ -55,3 +55,20 @@ def test_best_crops_are_the_best(tiny_cnn):
     crops = plan.photos.best_crops(model, np.arange(4))
     acts = metrics.inner_means(model, crops)[np.arange(4), np.arange(4)]
     np.testing.assert_allclose(acts, plan.photos.best(model)[:4], rtol=1e-5)
+
+
+def test_tile_labels_say_how_each_picture_was_made():
+    """White box: grown from noise; red: flagged (dead or beaten by a photo); blue: grown from a photo crop
+    (red wins); grey pictures get black and mid-grey boxes."""
+    from filterviz import grid
+
+    pics = np.full((3, 64, 64, 3), 128, np.uint8)
+    out = grid.tile(pics, cols=3, margin=0, labels=[0, 1, 2], flagged=[False, True, True],
+                    from_photo=[False, False, True])
+    assert out[0, 0].tolist() == [255, 255, 255]
+    assert out[0, 64].tolist() == list(grid.FLAG_RGB) and out[0, 128].tolist() == list(grid.FLAG_RGB)
+    out = grid.tile(pics, cols=3, margin=0, labels=[0, 1, 2], from_photo=[False, True, False])
+    assert out[0, 64].tolist() == list(grid.PHOTO_RGB) and out[0, 128].tolist() == [255, 255, 255]
+    grey = grid.tile(pics[..., :1], cols=3, margin=0, labels=[0, 1, 2], flagged=[False, True, False],
+                     from_photo=[False, False, True])
+    assert grey[0, 0, 0] == 255 and grey[0, 64, 0] == 0 and grey[0, 128, 0] == 100

@@ -91,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def weak_filters(rows: list[dict]) -> str:
-    """', 2 dead (7, 9), 1 below the best photo crop (3; red numbers in the grid)': the filters whose picture
-    does not beat natural photos, named, never hidden in a grid that looks fine."""
+    """', 2 dead (7, 9), 1 below the best photo crop (3); red numbers in the grid': the filters whose picture
+    does not beat natural photos, named, never hidden in a grid that looks fine; and those whose picture was grown
+    from their best photo crop (filterviz.rescue) instead of noise."""
     def named(ids: list[int]) -> str:
         return ", ".join(map(str, ids[:10])) + (", ..." if len(ids) > 10 else "")
 
@@ -103,7 +104,7 @@ def weak_filters(rows: list[dict]) -> str:
         text += f", {len(beaten)} below the best photo crop ({named(beaten)})"
     started = [r["filter"] for r in rows if r.get("photo_start")]
     if started:  # honest: these did not grow from noise
-        text += f", {len(started)} started from their best photo crop ({named(started)})"
+        text += f", {len(started)} grown from their best photo crop ({named(started)}; blue numbers in the grid)"
     return text + ("; red numbers in the grid" if dead or beaten else "")
 
 
