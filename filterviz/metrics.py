@@ -1,6 +1,8 @@
 """Per-filter quality metrics, computed on the displayed picture (what the user actually sees).
 
-- `activation`: mean post-activation of the filter's map; `dead` when it is <= 0.
+- `activation`: mean post-activation of the filter's map; `dead` when the map is positive nowhere (its
+  positive part's mean is 0: the filter never fires). For a ReLU the two say the same; after a PReLU or
+  LeakyReLU the mean can be negative while the filter fires strongly in places, which is not dead.
 - `specificity_rank`: 1 = best. Every channel's activation on the picture is divided by that channel's mean
   activation on natural photos (crops of matplotlib's sample photo `grace_hopper.jpg`); the rank is the
   target filter's place among all channels of the layer. A picture that excites its own filter far more than
@@ -182,6 +184,7 @@ def quality_metrics(
     size, channels = shown.shape[1], shown.shape[3]
     acts = _channel_means(post.model, shown, batch)  # [N, C]
     own = acts[np.arange(len(filters)), filters]
+    fires = _channel_means(post.model, shown, batch, relu=True)[np.arange(len(filters)), filters]
     scale = natural_means(post.model, size, channels, batch=batch) if natural is None else natural
     rel = acts / scale[None, :]
     rank = 1 + (rel > rel[np.arange(len(filters)), filters][:, None]).sum(axis=1)
@@ -203,7 +206,7 @@ def quality_metrics(
     robust = np.where(own > 0, (kept / draws) / np.where(own > 0, own, 1.0), 0.0)
     return {
         "activation": own,
-        "dead": own <= 0.0,
+        "dead": fires <= 0.0,
         "specificity_rank": rank,
         "robustness": robust,
         "hf_share": hf_share(display),

@@ -265,6 +265,7 @@ def _measure(plan: RenderPlan, images: np.ndarray, ids: np.ndarray, batch: int) 
                                       natural=natural)
     best = plan.photos.best(plan.post.model, batch=batch)  # the best photo crop, per filter
     quality["photo_ratio"] = metrics.photo_ratio(plan.post.model, shown, ids, best, batch=batch)
+    quality["photo_best"] = best[ids]  # 0: no photo crop fires the filter either (dead in the network, not the picture)
     quality["edge"] = metrics.edge_score(shown_uint8)
     return shown_uint8, quality
 
@@ -303,6 +304,7 @@ def _rows(
             "hf_share": float(quality["hf_share"][k]),
             "colourfulness": float(quality["colourfulness"][k]),
             "photo_ratio": float(quality["photo_ratio"][k]),
+            "photo_best": float(quality["photo_best"][k]),
             "failed": bool(quality["photo_ratio"][k] < 1.0),
             "edge": float(quality["edge"][k]),
             "objective_start": float(out.trace[k, 0]),

@@ -171,3 +171,21 @@ def test_photo_ratio_of_a_filter_no_photo_excites():
     picture[1, ..., 1] = 3.0  # the second picture fires its filter 1; the first leaves filter 0 silent
     ratio = metrics.photo_ratio(model, picture, np.array([0, 1]), np.zeros(2))
     assert ratio[0] == 1.0 and ratio[1] > 1e6  # silent like every photo: not failed; firing: far better
+
+
+def test_dead_means_fires_nowhere_after_a_leaky_activation():
+    """After a LeakyReLU the map's mean can be negative while the filter fires strongly in places: not dead.
+    A picture that leaves the map negative everywhere is dead."""
+    import keras
+
+    inp = keras.Input((16, 16, 1))
+    conv = keras.layers.Conv2D(1, 1, name="conv")
+    x = keras.layers.LeakyReLU(negative_slope=0.5, name="leaky")(conv(inp))
+    net = keras.Model(inp, x)
+    conv.set_weights([np.ones((1, 1, 1, 1), np.float32), np.array([-100.0], np.float32)])
+    spot = np.zeros((2, 16, 16, 1), np.float32)
+    spot[0, 6:10, 6:10] = 255.0  # 155 on 16 pixels, -50 on the other 240: mean < 0, yet it fires
+    post = feature_extractor(load_model(net, input_range=(0, 255)), "leaky", pre_activation=False)
+    q = metrics.quality_metrics(post, spot, spot.astype(np.uint8), np.array([0, 0]), draws=1)
+    assert q["activation"][0] < 0 and not q["dead"][0]
+    assert q["activation"][1] < 0 and q["dead"][1]

@@ -72,3 +72,16 @@ def test_tile_labels_say_how_each_picture_was_made():
     grey = grid.tile(pics[..., :1], cols=3, margin=0, labels=[0, 1, 2], flagged=[False, True, False],
                      from_photo=[False, False, True])
     assert grey[0, 0, 0] == 255 and grey[0, 64, 0] == 0 and grey[0, 128, 0] == 100
+
+
+def test_summary_line_names_each_kind_of_weak_filter():
+    from filterviz.cli.layer import weak_filters
+
+    def row(f, dead=False, failed=False, best=1.0, photo=False):
+        return {"filter": f, "dead": dead, "failed": failed, "photo_best": best, "photo_start": photo}
+
+    text = weak_filters([row(0), row(1, dead=True, failed=True), row(2, dead=True, best=0.0),
+                         row(3, failed=True), row(4, photo=True)])
+    assert text == (", 2 dead (1, 2) of which 1 no photo crop fires either (2), 1 below the best photo crop (3), "
+                    "1 grown from their best photo crop (4; blue numbers in the grid); red numbers in the grid")
+    assert weak_filters([row(0), row(1)]) == ", 0 dead"

@@ -100,6 +100,9 @@ def weak_filters(rows: list[dict]) -> str:
     dead = [r["filter"] for r in rows if r["dead"]]
     beaten = [r["filter"] for r in rows if r.get("failed") and not r["dead"]]
     text = f", {len(dead)} dead" + (f" ({named(dead)})" if dead else "")
+    silent = [r["filter"] for r in rows if r["dead"] and r.get("photo_best", 1.0) <= 0]
+    if silent:  # the network's own dead units: nothing we tried fires them
+        text += f" of which {len(silent)} no photo crop fires either ({named(silent)})"
     if beaten:
         text += f", {len(beaten)} below the best photo crop ({named(beaten)})"
     started = [r["filter"] for r in rows if r.get("photo_start")]
