@@ -10,7 +10,8 @@ preset, at the unit as the network uses it (filterviz.units), on models a user b
   48x48 inputs, (x - 127.5) / 128, rebuilt as a functional model (skipped where mtcnn is not installed).
 
 A picture fails when the best photo crop (metrics.photo_crops, grey for 1-channel models) excites its filter
-more (metrics.photo_ratio < 1); "photo start" counts the filters re-run from their best crop (filterviz.rescue).
+more (metrics.photo_ratio < 1); "photo start" counts the filters re-run from their best crop (filterviz.rescue);
+"no crop fires" counts the dead filters that no photo crop fires either (dead units of the network).
 Usage: python benchmarks/own_models.py [--presets quality,fast,lucid,maco] [--models digits-bn,rgb-bn,...]
 [--filters 8] [--grids DIR] [--out outputs/benchmarks/own_models.json]. Prints a markdown table.
 """
@@ -154,6 +155,7 @@ def measure(lm, layer: str, preset: str, n: int, grids: str | None = None) -> di
     shown = grid.to_model_space(result.display, lm.input_range)
     ratio = metrics.photo_ratio(post, shown, result.filters, best)
     return {"dead": int(sum(r["dead"] for r in result.metrics)), "failed": float(np.mean(ratio < 1.0)),
+            "no_crop_fires": int(sum(r["dead"] and r["photo_best"] <= 0 for r in result.metrics)),
             "photo_start": int(sum(r["photo_start"] for r in result.metrics)), "filters": len(result.filters),
             "seconds": round(result.seconds, 1)}
 
@@ -197,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.grids:
         ensure_dir(args.grids)
     rows = []
-    print("| model | layer | preset | dead | failed | photo start | filters | s |\n|---|---|---|---|---|---|---|---|")
+    print("| model | layer | preset | dead | of which no crop fires | failed | photo start | filters | s |\n"
+          "|---|---|---|---|---|---|---|---|---|")
     for label, lm, layers, note in models(args.models.split(",") if args.models else None):
         print(f"<!-- {label}: {lm.describe_input()}, {note} -->", file=sys.stderr)
         for layer in layers:
@@ -205,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                 r = dict(model=label, layer=layer, preset=preset, **measure(lm, layer, preset, args.filters,
                                                                             args.grids))
                 rows.append(r)
-                print(f"| {label} | {layer} | {preset} | {r['dead']} | {r['failed']:.0%} | {r['photo_start']} | "
+                print(f"| {label} | {layer} | {preset} | {r['dead']} | {r['no_crop_fires']} | {r['failed']:.0%} | "
+                      f"{r['photo_start']} | "
                       f"{r['filters']} | {r['seconds']} |", flush=True)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
