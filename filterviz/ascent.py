@@ -96,6 +96,7 @@ class LayerRenderer:
         self.batch = self.chunk * self.replicas  # pictures per call of the compiled loop
         self.param = canvas.make_param(settings, channels, self.photos)  # at the canvas size
         self._start = canvas.read_start(settings.init, self.param) if settings.init else None
+        self._clip = settings.param == "pixel" and settings.display_mode == "range"
         self.transform = {"standard": transforms.standard, "lucid": transforms.lucid}.get(
             settings.transforms, lambda size: transforms.compose()
         )(settings.size)
@@ -303,6 +304,8 @@ class LayerRenderer:
                 self._alpha.assign_add(tf.where(tf.reshape(ok, [-1, 1, 1]), gain, tf.zeros_like(gain)))
             step_lr = learning_rate(self.settings.schedule, i, lr, self.settings.steps)
             ascend(self.settings.optimizer, self._p, self._m, self._v, g, i, step_lr)
+            if self._clip:  # raw pixels shown as rendered: keep them in range, so the grid shows what was optimized
+                self._p.assign(tf.clip_by_value(self._p, 0.0, 1.0))
             return i + 1, trace.write(i - start, score)
 
         trace = tf.TensorArray(tf.float32, size=n)

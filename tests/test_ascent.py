@@ -278,3 +278,13 @@ def test_dead_filter_of_an_adam_preset_is_rescued_on_its_map_top(tiny_cnn, filte
     calls.real()
     top = render_layer(tiny_cnn, "conv2", [0], settings.replace(steps=12), objective=objectives.channel_top(0.05))
     np.testing.assert_allclose(res.images[0], top.images[0], rtol=1e-4, atol=1e-2)
+
+
+def test_raw_pixels_shown_as_rendered_stay_in_range(tiny_cnn):
+    """Pixel pictures shown as rendered (display range) are kept in the input range at every step, so the grid
+    shows exactly what was optimized; stretched ones (display std) are free to leave it."""
+    shown = render_layer(tiny_cnn, "conv2", "0:3", SMALL.replace(display="range", lr=50.0))
+    assert shown.images.min() >= 0.0 and shown.images.max() <= 255.0
+    np.testing.assert_array_equal(shown.display, np.round(shown.images / 255.0 * 255.0).astype(np.uint8))
+    free = render_layer(tiny_cnn, "conv2", "0:3", SMALL.replace(lr=50.0))
+    assert free.images.min() < 0.0 or free.images.max() > 255.0
