@@ -80,7 +80,7 @@ def rescue_failed(
     # maco's fixed magnitude spectrum cannot hold the crop (only its phase): climb from it in Lucid's Fourier space
     space = dict(param="fourier", lr=0.05) if s.param == "maco" else {}
     if s.optimizer == "normalized":  # its large fixed-length steps leave the crop behind at once: Adam's small ones
-        space.update(optimizer="adam", lr=0.02)
+        space.update(optimizer="adam", lr=0.002)  # half a grey level per step: some filters lose a third at 1 level
     # the settings' own objective without the trade-offs a photo does not make: a colour limit (a saturated crop
     # would be pulled below itself) and specificity (the crop excites the other filters too)
     plain = s.replace(colour=0.0, specificity=0.0)
