@@ -215,7 +215,7 @@ class _Walker:
 def receptive_field(model, layer: str, image_size: tuple[int, int] | int) -> ReceptiveField:
     """The receptive field of `layer`'s units in `model` (a keras.Model or LoadedModel) for images of
     `image_size` (an int for square images), from the layer geometry along every path from the input."""
-    net = getattr(model, "model", model)
+    net = getattr(model, "net", model)  # a LoadedModel's network, without the front that rescales pixels
     names = [x.name for x in net.layers]
     if layer not in names:
         raise UserError(f"unknown layer '{layer}' in model '{net.name}': {suggest(layer, names)}")

@@ -132,3 +132,12 @@ def test_public_fallback_gives_the_same_field(build, monkeypatch):
     monkeypatch.setattr(receptive, "tensor_call", functools.partial(graphs.tensor_call, private=False))
     public = receptive_field(model, layer, 32)
     assert public == private and private.rows and private.cols  # a bounded field, found both ways
+
+
+def test_model_with_an_input_range_front_has_the_networks_field(tiny_cnn):
+    """A model loaded with an input range (a rescaling front before the user's network) is addressed by the
+    network's own layer names, and the front does not change the geometry."""
+    from filterviz.models import load_model
+
+    wrapped = receptive_field(load_model(tiny_cnn, input_range=(0, 1)), "conv2", 32)
+    assert wrapped == receptive_field(tiny_cnn, "conv2", 32)
