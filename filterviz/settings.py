@@ -256,8 +256,10 @@ PRESETS: dict[str, RenderSettings] = {
     "quality": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=64, transforms="standard",
                               specificity=1.0, colour=1.0, colour_limit=70.0, objective="fired", precision="auto"),
     # Quick looks at whole layers: the Keras example's algorithm (raw pixels, normalized gradient, 30 steps) on the
-    # fired objective.
-    "fast": RenderSettings(steps=30, lr=10.0, objective="fired", precision="auto"),
+    # fired objective, shown as rendered (and so kept in range): the Keras example's stretch to a fixed standard
+    # deviation greys the colour fields and dark spots that first-layer filters prefer, so that a photo beats them
+    # (docs/quality.md).
+    "fast": RenderSettings(steps=30, lr=10.0, objective="fired", display="range", precision="auto"),
     # Olah et al. 2017 (Lucid): the quality preset's parameterization and optimizer, 48 steps, no colour limit:
     # the strongest activations, in vivid colours.
     "lucid": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=48, transforms="standard",
