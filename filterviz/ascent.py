@@ -97,7 +97,7 @@ class LayerRenderer:
         self.param = canvas.make_param(settings, channels, self.photos)  # at the canvas size
         self._start = canvas.read_start(settings.init, self.param) if settings.init else None
         self._clip = settings.param == "pixel" and settings.display_mode == "range"
-        self.transform = {"standard": transforms.standard, "lucid": transforms.lucid}.get(
+        self.transform = {"standard": transforms.standard, "wide": transforms.wide, "lucid": transforms.lucid}.get(
             settings.transforms, lambda size: transforms.compose()
         )(settings.size)
         self._make_variables()

@@ -44,7 +44,7 @@ def make_param(settings: RenderSettings, channels: int, photos: metrics.NaturalP
         else:
             magnitude = params.natural_magnitude(metrics.natural_crops(canvas, channels))
     return params.Parameterization(settings.param, canvas, channels, decay=settings.decay,
-                                   contrast=settings.contrast, magnitude=magnitude)
+                                   contrast=settings.contrast, magnitude=magnitude, start_colour=settings.start_colour)
 
 
 def picture_ids(filters: np.ndarray, k: int) -> np.ndarray:

@@ -6,7 +6,9 @@ far less high-frequency noise for the same number of steps. `maco` optimizes onl
 and keeps its magnitude fixed to that of natural photos, per decorrelated colour channel (Fel et al. 2023,
 "MAgnitude Constrained Optimization"): the picture keeps a photograph's spectrum and colour balance, and the
 optimizer chooses only where its structures lie. All start from a random draw seeded by
-(seed, filter index), so a filter's picture does not depend on which batch it was rendered in.
+(seed, filter index), so a filter's picture does not depend on which batch it was rendered in. `fourier` starts grey
+unless `start_colour` gives each filter a random mean colour of its own (seeded the same way), so that filters
+indifferent to colour do not all drift to the one palette the network pulls a grey start towards.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Parameterization:
     decay: float = 1.0
     magnitude: np.ndarray | None = field(default=None, compare=False, repr=False)  # maco: [C, size, size//2+1]
     contrast: float = 2.0  # maco: the standard deviation of the picture before the sigmoid
+    start_colour: float = 0.0  # fourier: the std of each RGB channel's mean logit at the start (0: a grey start)
 
     def __post_init__(self) -> None:
         if self.kind == "maco":
@@ -66,7 +69,25 @@ class Parameterization:
             return 0.5 + _seeded_normal(self.shape, filters, seed, 0.05)
         if self.kind == "maco":
             return _seeded_normal(self.shape, filters, seed, 1.0)
-        return _seeded_normal(self.shape, filters, seed, 0.01)
+        p = _seeded_normal(self.shape, filters, seed, 0.01)
+        return p if self.start_colour == 0 else p + self._start_colour(filters, seed)
+
+    def _start_colour(self, filters: tf.Tensor, seed: int) -> tf.Tensor:
+        """[N, *shape]: zero but for the real DC term of each colour channel, which gives filter f's picture a mean
+        logit per RGB channel drawn from N(0, start_colour^2) (seeded by (seed, f) apart from the rest of the
+        draw), so that each filter starts from a colour of its own instead of grey, the same in any batch."""
+        mix = np.linalg.inv(_COLOR) if self.decorrelate and self.channels == 3 else np.eye(self.channels)
+        mix = mix / (self._scale()[0, 0] / (4.0 * self.size * self.size))  # irfft2d's DC: value / (H*W), then / 4
+
+        def one(f: tf.Tensor) -> tf.Tensor:  # filter by filter, so a batch gives each filter's draw bit for bit
+            key = tf.random.experimental.stateless_fold_in(tf.stack([tf.constant(seed, tf.int32), f]), 1)
+            rgb = tf.random.stateless_normal([self.channels], key, stddev=self.start_colour)
+            return tf.linalg.matvec(tf.constant(mix, tf.float32), rgb)  # the logits are _COLOR @ decorrelated
+
+        dc = tf.map_fn(one, filters, fn_output_signature=tf.TensorSpec([self.channels], tf.float32))
+        spot = np.zeros(self.shape, np.float32)
+        spot[0, :, 0, 0] = 1.0
+        return dc[:, None, :, None, None] * tf.constant(spot)
 
     def to_image(self, p: tf.Tensor, offset: tf.Tensor | None = None) -> tf.Tensor:
         """Parameters [N, ...] -> images in unit space [N, H, W, C]. `offset` (from `invert`, [1 or N, H, W, C])
@@ -139,5 +160,6 @@ def pixel(size: int, channels: int = 3) -> Parameterization:
     return Parameterization("pixel", size, channels)
 
 
-def fourier(size: int, channels: int = 3, decorrelate: bool = True, decay: float = 1.0) -> Parameterization:
-    return Parameterization("fourier", size, channels, decorrelate, decay)
+def fourier(size: int, channels: int = 3, decorrelate: bool = True, decay: float = 1.0,
+            start_colour: float = 0.0) -> Parameterization:
+    return Parameterization("fourier", size, channels, decorrelate, decay, start_colour=start_colour)

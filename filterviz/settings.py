@@ -56,7 +56,7 @@ PARAMS = ("pixel", "fourier", "maco")
 OPTIMIZERS = ("normalized", "adam")
 SCHEDULES = ("constant", "cosine")
 SPECTRA = ("sample", "photos")  # maco's fixed magnitude: of the sample photo's crops, or of every offline photo's
-TRANSFORMS = ("none", "standard", "lucid")
+TRANSFORMS = ("none", "standard", "wide", "lucid")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 OBJECTIVES = ("mean", "fired", "top", "neuron")  # ascent.build_objective: what of the filter's map is maximized
 DEFAULT_PRESET = "quality"  # what `filterviz layer` and a sweep use unless told otherwise: the best picture
@@ -173,8 +173,8 @@ class RenderSettings:
     optimizer: str = _field("normalized", str, "normalized or adam", choices=OPTIMIZERS)
     schedule: str = _field("constant", str, "constant or cosine (the step size falls to 5% by the last step)",
                            choices=SCHEDULES)
-    transforms: str = _field("none", str, "none, standard (mirrored shift, zoom, rotation) or lucid (Lucid's recipe)",
-                             choices=TRANSFORMS)
+    transforms: str = _field("none", str, "none, standard (mirrored shift, zoom, rotation), wide (standard, twice the "
+                             "shift) or lucid (Lucid's recipe)", choices=TRANSFORMS)
     tv: float = _number(0.0, "total-variation penalty weight", min=0)
     l2: float = _number(0.0, "weight of the penalty on the pixels' distance from mid-grey", min=0)
     blur: float = _number(0.0, "weight of the penalty on the difference from a 3x3 blur (high frequencies)", min=0)
@@ -210,6 +210,8 @@ class RenderSettings:
                            "every offline photo (photos)", choices=SPECTRA)
     alpha: bool = _field(False, bool, "save a transparency map from the accumulated image gradient (images.npz alpha)")
     show_alpha: bool = _field(False, bool, "save the transparency map and fade the grid to white where it is low")
+    start_colour: float = _number(0.0, "fourier only: the spread of each filter's random start colour (std of its mean "
+                                  "logit per RGB channel; default 0: every filter starts grey)", min=0, max=10)
 
     def __post_init__(self) -> None:
         for name, spec in SCHEMA.items():
@@ -250,10 +252,11 @@ PRESETS: dict[str, RenderSettings] = {
     # All use mixed_bfloat16 where it is faster with the same pictures (CPUs with AMX or AVX-512 BF16, see
     # filterviz.precision), else float32.
     # The best picture, and the default (benchmarks/quality.py, docs/benchmarks.md): Lucid's decorrelated Fourier
-    # parameterization (spectrum decay 1.5) with filterviz's transforms, Adam, specificity 1; the objective is the
-    # map's response where the filter fires (after its ReLU), not its mean, which can rise everywhere and stay
-    # below zero; a colourfulness limit of 70 keeps colours within the range of photographs.
-    "quality": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=64, transforms="standard",
+    # parameterization (spectrum decay 1.5) with filterviz's transforms at twice the shift (wide: fewer frames and
+    # vignettes, docs/quality.md), Adam, specificity 1; the objective is the map's response where the filter fires
+    # (after its ReLU), not its mean, which can rise everywhere and stay below zero; a colourfulness limit of 70
+    # keeps colours within the range of photographs.
+    "quality": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=64, transforms="wide",
                               specificity=1.0, colour=1.0, colour_limit=70.0, objective="fired", precision="auto"),
     # Quick looks at whole layers: the Keras example's algorithm (raw pixels, normalized gradient, 30 steps) on the
     # fired objective, shown as rendered (and so kept in range): the Keras example's stretch to a fixed standard

@@ -65,7 +65,7 @@ def test_field_names_order_and_defaults_are_stable():
         "colour": 0.0, "colour_limit": 60.0, "segment": 10, "coarse": 0.0, "xla": False, "mirrored": False,
         "precision": "float32", "display": None, "labels": True, "diversity": 1, "diversity_weight": 1.0,
         "negative": False, "init": None, "init_weight": 0.0, "crops": 1, "spectrum": "sample", "alpha": False,
-        "show_alpha": False,
+        "show_alpha": False, "start_colour": 0.0,
     }
     assert list(SCHEMA) == [f.name for f in dataclasses.fields(RenderSettings)] == list(setting_keys())
 

@@ -21,9 +21,10 @@ X = tf.random.stateless_uniform([2, 32, 32, 3], [3, 4])
         (transforms.random_rotate(10.0), 32),
         (transforms.compose(transforms.pad(3, mode="reflect"), transforms.jitter(6)), 32),
         (transforms.standard(32), 32),
+        (transforms.wide(32), 32),
         (transforms.lucid(32), 32 + 2 * 4 - 2 - 1),
     ],
-    ids=["pad", "jitter", "scale", "rotate", "shift", "standard", "lucid"],
+    ids=["pad", "jitter", "scale", "rotate", "shift", "standard", "wide", "lucid"],
 )
 def test_shape_determinism_and_gradient(t, size):
     a = t(X, tf.constant([0, 1]))
@@ -56,6 +57,17 @@ def test_reflect_shift_moves_pixels_without_resampling():
     hits = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)
             if np.array_equal(y[:, 3:-3, 3:-3], x[:, 3 + dy : 29 + dy, 3 + dx : 29 + dx])]
     assert len(hits) == 1
+
+
+def test_wide_shifts_twice_as_far_as_standard():
+    """standard mirrors in and crops away size/16 pixels a side (a shift of up to 8 at 128 px), wide size/8 (16, the
+    width of metrics.edge_score's ring); the zoom and rotation are the same."""
+    assert transforms.standard(128).name.startswith("pad(8, reflect) > jitter(16) > scale(")
+    assert transforms.wide(128).name.startswith("pad(16, reflect) > jitter(32) > scale(")
+    assert transforms.wide(128).name.split(" > ")[2:] == transforms.standard(128).name.split(" > ")[2:]
+    x = tf.random.stateless_uniform([1, 128, 128, 3], [1, 2])
+    np.testing.assert_array_equal(transforms.standard(128, shift=1 / 8)(x, tf.constant([3, 4])).numpy(),
+                                  transforms.wide(128)(x, tf.constant([3, 4])).numpy())
 
 
 def test_pad_mode_is_checked():

@@ -1,0 +1,77 @@
+"""Parameterizations: a per-filter random start colour (start_colour) that is seeded per filter, leaves the rest
+of the draw alone, and batches like one filter at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from filterviz import params
+from filterviz.ascent import LayerRenderer
+from filterviz.errors import UserError
+from filterviz.models import feature_extractor
+from filterviz.settings import RenderSettings
+
+
+def mean_logits(param: params.Parameterization, filters: list[int], seed: int = 0) -> np.ndarray:
+    """[N, C]: each start picture's mean logit (the picture before the sigmoid) per RGB channel."""
+    unit = param.to_image(param.init(tf.constant(filters, tf.int32), seed)).numpy().astype(np.float64)
+    return np.log(unit / (1 - unit)).mean(axis=(1, 2))
+
+
+def test_grey_start_is_unchanged_by_default():
+    ids = tf.constant([0, 5, 9], tf.int32)
+    plain = params.fourier(32, decay=1.5).init(ids, 3).numpy()
+    np.testing.assert_array_equal(plain, params._seeded_normal([2, 3, 32, 17], ids, 3, 0.01).numpy())
+    assert np.abs(mean_logits(params.fourier(32, decay=1.5), list(range(16)))).max() < 0.05  # grey
+
+
+@pytest.mark.parametrize("size,decay", [(32, 1.5), (48, 1.0), (64, 0.0)])
+def test_start_colours_differ_between_filters_and_have_the_asked_spread(size, decay):
+    param = params.fourier(size, decay=decay, start_colour=1.0)
+    colours = mean_logits(param, list(range(64)))
+    assert np.all(np.linalg.norm(colours[:, None] - colours[None], axis=2)[~np.eye(64, dtype=bool)] > 1e-3)
+    assert np.all((colours.std(axis=0) > 0.75) & (colours.std(axis=0) < 1.3)), colours.std(axis=0)  # N(0, 1) each
+    assert abs(np.corrcoef(colours.T)[0, 1]) < 0.4  # RGB drawn independently, not along the luminance
+    # only the mean colour moves: the picture minus its mean is the grey start's
+    grey = params.fourier(size, decay=decay)
+    ids = tf.constant([2, 7], tf.int32)
+    diff = (param.init(ids, 0) - grey.init(ids, 0)).numpy()
+    assert np.count_nonzero(diff) == 2 * 3 and np.all(diff[:, 0, :, 0, 0] != 0)
+
+
+def test_start_colour_is_the_same_batched_and_alone_and_follows_the_seed():
+    param = params.fourier(32, decay=1.5, start_colour=2.0)
+    batch = param.init(tf.constant([1, 4, 6], tf.int32), 0).numpy()
+    for k, f in enumerate([1, 4, 6]):
+        np.testing.assert_array_equal(batch[k], param.init(tf.constant([f], tf.int32), 0).numpy()[0])
+    assert np.abs(mean_logits(param, [4], seed=1) - mean_logits(param, [4], seed=0)).max() > 1e-2
+    grey = mean_logits(params.fourier(32, decay=1.5), [4])
+    half = mean_logits(params.fourier(32, decay=1.5, start_colour=1.0), [4])
+    np.testing.assert_allclose((mean_logits(param, [4]) - grey) * 0.5, half - grey, atol=1e-4)  # std scales one draw
+
+
+def test_grey_model_and_no_decorrelation_get_a_start_colour_too():
+    for param in (params.fourier(32, channels=1, start_colour=1.0), params.fourier(32, decorrelate=False,
+                                                                                    start_colour=1.0)):
+        colours = mean_logits(param, list(range(32)))
+        assert colours.shape[1] == param.channels and 0.6 < colours.std() < 1.4
+
+
+def test_rendered_start_colours_batch_like_one_at_a_time(tiny_cnn):
+    settings = RenderSettings(size=32, steps=8, lr=0.1, segment=4, param="fourier", optimizer="adam", decay=1.5,
+                              start_colour=1.0)
+    ex = feature_extractor(tiny_cnn, "conv2", pre_activation=True)
+    batched = LayerRenderer(ex, settings.replace(chunk=3)).render([0, 3, 5])
+    single = LayerRenderer(ex, settings.replace(chunk=1))
+    for k, f in enumerate([0, 3, 5]):
+        one = single.render([f])
+        np.testing.assert_allclose(batched.images[k], one.images[0], rtol=1e-4, atol=1e-3)
+    means = batched.images.reshape(3, -1, 3).mean(axis=1)
+    assert np.linalg.norm(means[0] - means[1]) > 0.02  # the filters keep colours of their own
+
+
+def test_bad_start_colour_is_a_user_error():
+    with pytest.raises(UserError, match="start_colour"):
+        RenderSettings(start_colour=-1.0)
