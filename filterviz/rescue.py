@@ -78,9 +78,11 @@ def rescue_failed(
         return out, display, np.zeros(len(filters), bool)
     starts = photos.best_crops(model, filters[weak], batch=renderer.chunk) / 255.0
     # maco's fixed magnitude spectrum cannot hold the crop (only its phase): climb from it in Lucid's Fourier space
+    # with the Fourier presets' step. Raw pixels climb with Adam at half a grey level per step (some filters lose a
+    # third of their activation to a one-level step; a normalized step leaves the crop behind at once).
     space = dict(param="fourier", lr=0.05) if s.param == "maco" else {}
-    if s.optimizer == "normalized":  # its large fixed-length steps leave the crop behind at once: Adam's small ones
-        space.update(optimizer="adam", lr=0.002)  # half a grey level per step: some filters lose a third at 1 level
+    if s.param == "pixel":
+        space.update(optimizer="adam", lr=0.002)
     # the settings' own objective without the trade-offs a photo does not make: a colour limit (a saturated crop
     # would be pulled below itself) and specificity (the crop excites the other filters too)
     plain = s.replace(colour=0.0, specificity=0.0)
