@@ -41,10 +41,10 @@ def _dead_rescuer(settings: RenderSettings, renderer: LayerRenderer, n: int) -> 
     own objective: twice the steps on the mean of the map's top 5%, making some places positive first (a filter
     negative everywhere on the pictures MaCo's fixed contrast can make)."""
     if settings.optimizer == "normalized":
-        return renderer.variant(max_filters=n, optimizer="adam", lr=0.05, chunk=renderer.chunk)
+        return renderer.variant(max_filters=n, optimizer="adam", lr=0.05, chunk=settings.chunk)
     if renderer.default_objective:
         return renderer.variant(max_filters=n, objective=objectives.channel_top(0.05), steps=2 * settings.steps,
-                                chunk=renderer.chunk)
+                                chunk=settings.chunk)
     return None
 
 
@@ -76,7 +76,7 @@ def rescue_failed(
     s = renderer.settings
     if not len(weak) or s.init or s.diversity > 1 or renderer.strategy is not None:
         return out, display, np.zeros(len(filters), bool)
-    starts = photos.best_crops(model, filters[weak], batch=renderer.chunk) / 255.0
+    starts = photos.best_crops(model, filters[weak]) / 255.0
     # maco's fixed magnitude spectrum cannot hold the crop (only its phase): climb from it in Lucid's Fourier space
     # with the Fourier presets' step. Raw pixels climb with Adam at half a grey level per step (some filters lose a
     # third of their activation to a one-level step; a normalized step leaves the crop behind at once).
@@ -87,7 +87,7 @@ def rescue_failed(
     # would be pulled below itself) and specificity (the crop excites the other filters too)
     plain = s.replace(colour=0.0, specificity=0.0)
     objective = build_objective(plain) if renderer.default_objective else None
-    again = renderer.variant(max_filters=len(weak), objective=objective, chunk=renderer.chunk,  # a chunk that fitted
+    again = renderer.variant(max_filters=len(weak), objective=objective, chunk=s.chunk,
                              colour=0.0, specificity=0.0, **space)
     redo = again.render(filters[weak], starts=starts)
     redo_display, redo_quality = measure(redo.images, filters[weak])
