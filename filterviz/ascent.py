@@ -303,9 +303,8 @@ class LayerRenderer:
                 gain = tf.reduce_mean(tf.abs(grads[1]), axis=3)
                 self._alpha.assign_add(tf.where(tf.reshape(ok, [-1, 1, 1]), gain, tf.zeros_like(gain)))
             step_lr = learning_rate(self.settings.schedule, i, lr, self.settings.steps)
-            ascend(self.settings.optimizer, self._p, self._m, self._v, g, i, step_lr)
-            if self._clip:  # raw pixels shown as rendered: keep them in range, so the grid shows what was optimized
-                self._p.assign(tf.clip_by_value(self._p, 0.0, 1.0))
+            # raw pixels shown as rendered are kept in range, so the grid shows exactly what was optimized
+            ascend(self.settings.optimizer, self._p, self._m, self._v, g, i, step_lr, clip=self._clip)
             return i + 1, trace.write(i - start, score)
 
         trace = tf.TensorArray(tf.float32, size=n)

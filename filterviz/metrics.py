@@ -86,11 +86,18 @@ def colourfulness(display: np.ndarray) -> np.ndarray:
 
 def _channel_means(model: keras.Model, images: np.ndarray, batch: int, relu: bool = False) -> np.ndarray:
     """Mean activation of every channel (of its positive part with `relu`), per image: [N, C]."""
-    out = []
+    return _channel_stats(model, images, batch)[1 if relu else 0]
+
+
+def _channel_stats(model: keras.Model, images: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every channel's mean activation and the mean of its positive part, per image ([N, C] each), from one
+    forward pass."""
+    means, fires = [], []
     for s in range(0, len(images), batch):
         y = tf.cast(model(tf.constant(images[s : s + batch]), training=False), tf.float32)
-        out.append(tf.reduce_mean(tf.nn.relu(y) if relu else y, axis=[1, 2]).numpy())
-    return np.concatenate(out)
+        means.append(tf.reduce_mean(y, axis=[1, 2]).numpy())
+        fires.append(tf.reduce_mean(tf.nn.relu(y), axis=[1, 2]).numpy())
+    return np.concatenate(means), np.concatenate(fires)
 
 
 def natural_means(
@@ -182,9 +189,9 @@ def quality_metrics(
     `natural` is `post`'s natural_means at this size where the caller has it already.
     """
     size, channels = shown.shape[1], shown.shape[3]
-    acts = _channel_means(post.model, shown, batch)  # [N, C]
+    acts, positive = _channel_stats(post.model, shown, batch)  # [N, C] each, one forward pass
     own = acts[np.arange(len(filters)), filters]
-    fires = _channel_means(post.model, shown, batch, relu=True)[np.arange(len(filters)), filters]
+    fires = positive[np.arange(len(filters)), filters]
     scale = natural_means(post.model, size, channels, batch=batch) if natural is None else natural
     rel = acts / scale[None, :]
     rank = 1 + (rel > rel[np.arange(len(filters)), filters][:, None]).sum(axis=1)

@@ -22,17 +22,23 @@ def learning_rate(schedule: str, step: tf.Tensor, lr: tf.Tensor, steps: int) -> 
 
 
 def ascend(
-    optimizer: str, p: tf.Variable, m: tf.Variable, v: tf.Variable, g: tf.Tensor, step: tf.Tensor, lr: tf.Tensor
+    optimizer: str, p: tf.Variable, m: tf.Variable, v: tf.Variable, g: tf.Tensor, step: tf.Tensor, lr: tf.Tensor,
+    clip: bool = False,
 ) -> None:
-    """Move the parameters `p` [N, ...] up the gradient `g`; `m` and `v` are Adam's moments (unused otherwise)."""
+    """Move the parameters `p` [N, ...] up the gradient `g`; `m` and `v` are Adam's moments (unused otherwise).
+    With `clip` the result is kept in 0..1 in the same write (raw pixels shown as rendered)."""
     if optimizer == "adam":
         t = tf.cast(step + 1, tf.float32)
         m.assign(0.9 * m + 0.1 * g)
         v.assign(0.999 * v + 0.001 * tf.square(g))
         m_hat = m / (1.0 - tf.pow(0.9, t))
         v_hat = v / (1.0 - tf.pow(0.999, t))
-        p.assign_add(lr * m_hat / (tf.sqrt(v_hat) + 1e-8))
+        move = lr * m_hat / (tf.sqrt(v_hat) + 1e-8)
     else:
         axes = list(range(1, len(p.shape)))
         norm = tf.sqrt(tf.reduce_sum(tf.square(g), axis=axes, keepdims=True))
-        p.assign_add(lr * g / (norm + 1e-8))
+        move = lr * g / (norm + 1e-8)
+    if clip:
+        p.assign(tf.clip_by_value(p + move, 0.0, 1.0))
+    else:
+        p.assign_add(move)
