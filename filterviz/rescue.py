@@ -9,8 +9,9 @@ sees (the displayed picture):
   Re-run from that very crop (`rescue_failed`): the ascent then starts where the photos are best and climbs from
   there, as feature accentuation does (Hamblin et al. 2024), with the layer's settings and objective less the
   colour limit and specificity, which a photo does not obey (for MaCo, whose fixed magnitude spectrum cannot
-  hold the crop, in Lucid's Fourier space). The metrics row says so (`photo_start`), so such a picture is never passed off as one grown from
-  noise.
+  hold the crop, in Lucid's Fourier space), climbing what it is judged on: the positive part of the unit's
+  map as the network uses it (after its activation). The metrics row says so (`photo_start`), so such a picture
+  is never passed off as one grown from noise.
 
 `measure(images, filters)` is the caller's: it returns the displayed pictures and their quality metrics, so
 that a redo is judged exactly like the first render.
@@ -25,6 +26,7 @@ import numpy as np
 from . import metrics, objectives
 from .ascent import LayerRenderer
 from .chunks import ChunkOutput
+from .models import Extractor
 from .objectives import build_objective
 from .settings import RenderSettings
 
@@ -78,15 +80,13 @@ def rescue_failed(
     replaced = np.zeros(len(filters), bool)
     if s.init or s.diversity > 1 or renderer.strategy is not None:
         return out, display, replaced
-    objective, changes = _climb(s, renderer)
+    climber = _climber(s, renderer, model)
     for step in (1.0, 0.1):
         weak = np.flatnonzero(quality["photo_ratio"] < 1.0)
         if not len(weak):
             break
         starts = photos.best_crops(model, filters[weak]) / 255.0
-        again = renderer.variant(max_filters=len(weak), objective=objective, chunk=s.chunk,
-                                 **dict(changes, lr=changes["lr"] * step))
-        redo = again.render(filters[weak], starts=starts)
+        redo = climber(len(weak), step).render(filters[weak], starts=starts)
         redo_display, redo_quality = measure(redo.images, filters[weak])
         better = redo_quality["photo_ratio"] > quality["photo_ratio"][weak]
         out, display, took = _merge(out, display, quality, weak, redo, redo_display, redo_quality, better)
@@ -94,21 +94,31 @@ def rescue_failed(
     return out, display, replaced
 
 
-def _climb(s: RenderSettings, renderer: LayerRenderer) -> tuple[objectives.Objective | None, dict]:
-    """The objective and settings changes of a climb from a photo crop.
+def _climber(s: RenderSettings, renderer: LayerRenderer, model) -> Callable[[int, float], LayerRenderer]:
+    """(number of filters, step factor) -> the loop of a climb from a photo crop.
 
-    The settings' own objective without the trade-offs a photo does not make: a colour limit (a saturated crop
-    would be pulled below itself) and specificity (the crop excites the other filters too). MaCo's fixed magnitude
-    spectrum cannot hold the crop (only its phase): it climbs in Lucid's Fourier space with the Fourier presets'
-    step. Raw pixels climb with Adam at half a grey level per step (some filters lose a third of their activation
-    to a one-level step; a normalized step leaves the crop behind at once)."""
-    objective = build_objective(s.replace(colour=0.0, specificity=0.0)) if renderer.default_objective else None
-    changes = dict(colour=0.0, specificity=0.0, lr=s.lr)
+    The settings without the trade-offs a photo does not make: a colour limit (a saturated crop would be pulled
+    below itself) and specificity (the crop excites the other filters too). With the settings' own objective it
+    climbs what photo_ratio judges: the positive part of the unit's map after its activation (the `fired`
+    objective on `model`, the layer's post-activation). The plain mean of the map before it can rise while that
+    falls (a PReLU filter of mtcnn's ONet lost half its photo's activation climbing the mean), and a negative PReLU
+    slope passes on the negative side too. MaCo's fixed magnitude spectrum cannot hold the crop (only its phase):
+    it climbs in Lucid's Fourier space with the Fourier presets' step. Raw pixels climb with Adam at half a grey
+    level per step (some filters lose a third of their activation to a one-level step; a normalized step leaves
+    the crop behind at once)."""
+    changes = {"colour": 0.0, "specificity": 0.0, "lr": s.lr, "chunk": s.chunk}
     if s.param == "maco":
         changes.update(param="fourier", lr=0.05)
     if s.param == "pixel":
         changes.update(optimizer="adam", lr=0.002)
-    return objective, changes
+    if not renderer.default_objective:  # the caller's objective, on the map it was written for
+        return lambda n, step: renderer.variant(max_filters=n, **dict(changes, lr=changes["lr"] * step))
+    changes["objective"] = "fired"
+    objective = build_objective(s.replace(**changes))
+    post = Extractor(model, renderer.extractor.layer, renderer.extractor.filters, pre_activation=False)
+    return lambda n, step: LayerRenderer(
+        post, s.replace(**dict(changes, lr=changes["lr"] * step)), channels=renderer.param.channels,
+        input_range=renderer.input_range, objective=objective, max_filters=n, photos=renderer.photos)
 
 
 def _merge(
