@@ -11,7 +11,9 @@ preset, at the unit as the network uses it (filterviz.units), on models a user b
 
 A picture fails when the best photo crop (metrics.photo_crops, grey for 1-channel models) excites its filter
 more (metrics.photo_ratio < 1); "photo start" counts the filters re-run from their best crop (filterviz.rescue);
-"no crop fires" counts the dead filters that no photo crop fires either (dead units of the network).
+"no crop fires" counts the dead filters that no photo crop fires either (dead units of the network, as far as the
+photos tell); "provably dead" those of them that no input of the network's range can fire (filterviz.bounds: the
+upper bound of the unit after its activation is <= 0; "-" where the layer's path cannot be bounded).
 Usage: python benchmarks/own_models.py [--presets quality,fast,lucid,maco] [--models digits-bn,rgb-bn,...]
 [--filters 8] [--grids DIR] [--out outputs/benchmarks/own_models.json]. Prints a markdown table.
 """
@@ -26,7 +28,7 @@ import sys
 import numpy as np
 
 import filterviz
-from filterviz import grid, metrics
+from filterviz import bounds, grid, metrics
 from filterviz.files import ensure_dir, write_png
 from filterviz.models import feature_extractor, load_model
 from filterviz.render import prepare_render, render_plan
@@ -143,8 +145,9 @@ def mtcnn_onet():
 
 
 def measure(lm, layer: str, preset: str, n: int, grids: str | None = None) -> dict:
-    """Dead count and failed share of the first `n` filters of `layer` in `preset`, and how many of them were
-    re-run from their best photo crop (filterviz.rescue); the grid goes to `grids` when given."""
+    """Dead count and failed share of the first `n` filters of `layer` in `preset`, how many of them were re-run
+    from their best photo crop (filterviz.rescue), and of the dead, those no input can fire (`network_bounds`);
+    the grid goes to `grids` when given."""
     plan = prepare_render(lm, layer, f"0:{n}", filterviz.preset(preset), size_from_model=True)
     result = render_plan(plan)
     if grids:
@@ -154,10 +157,27 @@ def measure(lm, layer: str, preset: str, n: int, grids: str | None = None) -> di
     best = metrics.best_photo_activation(post, crops)
     shown = grid.to_model_space(result.display, lm.input_range)
     ratio = metrics.photo_ratio(post, shown, result.filters, best)
-    return {"dead": int(sum(r["dead"] for r in result.metrics)), "failed": float(np.mean(ratio < 1.0)),
+    dead = [int(r["filter"]) for r in result.metrics if r["dead"]]
+    upper = network_bounds(lm, layer, plan.settings.size)
+    return {"dead": len(dead), "failed": float(np.mean(ratio < 1.0)),
             "no_crop_fires": int(sum(r["dead"] and r["photo_best"] <= 0 for r in result.metrics)),
+            "provably_dead": None if upper is None else int(sum(upper[f] <= 0 for f in dead)),
+            "dead_upper_bounds": None if upper is None else {f: float(upper[f]) for f in dead},
             "photo_start": int(sum(r["photo_start"] for r in result.metrics)), "filters": len(result.filters),
             "seconds": round(result.seconds, 1)}
+
+
+def network_bounds(lm, layer: str, size: int) -> np.ndarray | None:
+    """[C] upper bounds of `layer`'s units as the network uses them (after their activation) over every input in
+    the network's range (filterviz.bounds): a unit bounded at or below 0 is provably dead in the network. None where
+    the range is a preprocess's or the path to the layer is not a chain of layers filterviz.bounds knows."""
+    if lm.preprocess != "none":
+        return None
+    try:
+        unit = feature_extractor(lm.net, layer, pre_activation=False).model
+        return bounds.output_bounds(unit, lm.network_range or lm.input_range, size)[1]
+    except ValueError:
+        return None
 
 
 def models(only: list[str] | None = None) -> list[tuple[str, object, list[str], str]]:
@@ -199,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.grids:
         ensure_dir(args.grids)
     rows = []
-    print("| model | layer | preset | dead | of which no crop fires | failed | photo start | filters | s |\n"
-          "|---|---|---|---|---|---|---|---|---|")
+    print("| model | layer | preset | dead | of which no crop fires | provably dead | failed | photo start | filters "
+          "| s |\n|---|---|---|---|---|---|---|---|---|---|")
     for label, lm, layers, note in models(args.models.split(",") if args.models else None):
         print(f"<!-- {label}: {lm.describe_input()}, {note} -->", file=sys.stderr)
         for layer in layers:
@@ -208,9 +228,9 @@ def main(argv: list[str] | None = None) -> int:
                 r = dict(model=label, layer=layer, preset=preset, **measure(lm, layer, preset, args.filters,
                                                                             args.grids))
                 rows.append(r)
-                print(f"| {label} | {layer} | {preset} | {r['dead']} | {r['no_crop_fires']} | {r['failed']:.0%} | "
-                      f"{r['photo_start']} | "
-                      f"{r['filters']} | {r['seconds']} |", flush=True)
+                proof = "-" if r["provably_dead"] is None else r["provably_dead"]
+                print(f"| {label} | {layer} | {preset} | {r['dead']} | {r['no_crop_fires']} | {proof} | "
+                      f"{r['failed']:.0%} | {r['photo_start']} | {r['filters']} | {r['seconds']} |", flush=True)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(rows, f, indent=1)
