@@ -2,7 +2,8 @@
 
 Pure TensorFlow and traceable: each transform is drawn afresh at every step inside the compiled loop from
 a stateless seed [2] (int32), so a run is deterministic. One draw serves the whole batch, which keeps a
-batched run identical to rendering its filters one at a time. pad grows the image and jitter crops it; scale and rotate keep its size.
+batched run identical to rendering its filters one at a time. pad grows the image and jitter crops it; roll, scale
+and rotate keep its size.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-__all__ = ["Transform", "pad", "jitter", "random_scale", "random_rotate", "compose", "standard", "wide", "lucid"]
+__all__ = ["Transform", "pad", "jitter", "roll", "random_scale", "random_rotate", "compose", "standard", "wide",
+           "texture", "lucid", "named"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,19 @@ def jitter(d: int) -> Transform:
         return tf.slice(x, tf.stack([0, off[0], off[1], 0]), tf.stack([-1, size[0], size[1], -1]))
 
     return Transform(fn, f"jitter({d})")
+
+
+def roll(d: int) -> Transform:
+    """A circular shift of up to d pixels each way: the picture on a torus (as a Fourier picture is). Nothing is
+    resampled, mirrored or lost, and with d = size/2 any pixel can come to the middle or to the edge."""
+
+    def fn(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        if d <= 0:
+            return x
+        off = tf.random.stateless_uniform([2], _sub(seed, 4), -d, d + 1, dtype=tf.int32)
+        return tf.roll(x, shift=off, axis=[1, 2])
+
+    return Transform(fn, f"roll({d})")
 
 
 def _affine(x: tf.Tensor, scale: tf.Tensor, angle: tf.Tensor) -> tf.Tensor:
@@ -134,6 +149,15 @@ def wide(size: int) -> Transform:
     return standard(size, shift=1 / 8)
 
 
+def texture(size: int) -> Transform:
+    """`wide` after a circular shift anywhere (`roll(size/2)`): no place of the picture is privileged, so every
+    pixel spends as many steps at the network's border as in its middle and none is tuned to it (no frame, no
+    vignette); the picture becomes a seamless texture. For units that see a small part of the picture, whose
+    pictures are textures anyway (benchmarks/quality.py at block1_conv2: edge 0.37 -> 0.16); a unit that sees
+    most of the picture needs a middle to build its one object in, and gets `wide` (see `named`)."""
+    return compose(roll(size // 2), wide(size))
+
+
 def lucid(size: int) -> Transform:
     """Lucid's recipe (Olah et al. 2017) scaled to the image size: pad with grey, jitter, scale 0.9-1.1, rotate
     up to 10 degrees, jitter. The image grows by about size/8 pixels."""
@@ -145,3 +169,16 @@ def lucid(size: int) -> Transform:
         random_rotate(10.0),
         jitter(max(1, k // 2)),
     )
+
+
+_NAMED = {"standard": standard, "wide": wide, "texture": texture, "lucid": lucid}
+
+
+def named(name: str, size: int) -> Transform:
+    """The transforms a RenderSettings.transforms name stands for, at `size` ('none': the identity). 'auto' is
+    resolved by the engine first (texture or wide, from the unit's receptive field)."""
+    if name == "none":
+        return compose()
+    if name not in _NAMED:
+        raise ValueError(f"transforms {name!r}: valid: none, {', '.join(_NAMED)}")
+    return _NAMED[name](size)

@@ -22,9 +22,11 @@ X = tf.random.stateless_uniform([2, 32, 32, 3], [3, 4])
         (transforms.compose(transforms.pad(3, mode="reflect"), transforms.jitter(6)), 32),
         (transforms.standard(32), 32),
         (transforms.wide(32), 32),
+        (transforms.roll(16), 32),
+        (transforms.texture(32), 32),
         (transforms.lucid(32), 32 + 2 * 4 - 2 - 1),
     ],
-    ids=["pad", "jitter", "scale", "rotate", "shift", "standard", "wide", "lucid"],
+    ids=["pad", "jitter", "scale", "rotate", "shift", "standard", "wide", "roll", "texture", "lucid"],
 )
 def test_shape_determinism_and_gradient(t, size):
     a = t(X, tf.constant([0, 1]))
@@ -68,6 +70,39 @@ def test_wide_shifts_twice_as_far_as_standard():
     x = tf.random.stateless_uniform([1, 128, 128, 3], [1, 2])
     np.testing.assert_array_equal(transforms.standard(128, shift=1 / 8)(x, tf.constant([3, 4])).numpy(),
                                   transforms.wide(128)(x, tf.constant([3, 4])).numpy())
+
+
+def test_roll_is_a_circular_shift_that_keeps_every_pixel():
+    """roll(d): the picture on a torus, moved by one draw of (dy, dx) in [-d, d], the same for every image of the
+    batch: a permutation of the pixels; a new place for pixel (0, 0) almost every step; its gradient goes back to
+    the pixel it came from."""
+    y = transforms.roll(16)(X, tf.constant([7, 2])).numpy()
+    x = X.numpy()
+    hits = [(dy, dx) for dy in range(-16, 16) for dx in range(-16, 16)  # on a torus of 32, -16 is +16
+            if np.array_equal(y, np.roll(x, (dy, dx), axis=(1, 2)))]
+    assert len(hits) == 1
+    corner = x[0, 0, 0, 0]
+    places = {tuple(np.argwhere(transforms.roll(16)(X, tf.constant([0, s])).numpy()[0, :, :, 0] == corner)[0])
+              for s in range(12)}
+    assert len(places) >= 10
+    weight = tf.random.stateless_uniform(X.shape, [5, 6])
+    with tf.GradientTape() as tape:
+        tape.watch(X)
+        loss = tf.reduce_sum(transforms.roll(16)(X, tf.constant([7, 2])) * weight)
+    np.testing.assert_allclose(tape.gradient(loss, X).numpy(), np.roll(weight.numpy(), (-hits[0][0], -hits[0][1]),
+                                                                       axis=(1, 2)))
+    np.testing.assert_array_equal(transforms.roll(0)(X, tf.constant([7, 2])).numpy(), x)
+
+
+def test_texture_is_wide_after_a_roll_anywhere_and_named_finds_each():
+    """texture = roll(size/2) then wide; `named` maps every settings name but 'auto' (the engine's) to its
+    transforms and rejects the rest."""
+    assert transforms.texture(128).name == "roll(64) > " + transforms.wide(128).name
+    for name in ("standard", "wide", "texture", "lucid"):
+        assert transforms.named(name, 64).name == getattr(transforms, name)(64).name
+    assert transforms.named("none", 64).name == "identity"
+    with pytest.raises(ValueError, match="'auto'.*valid: none, standard, wide, texture, lucid"):
+        transforms.named("auto", 64)
 
 
 def test_pad_mode_is_checked():
