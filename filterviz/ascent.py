@@ -94,12 +94,11 @@ class LayerRenderer:
         self.pictures = settings.diversity  # pictures per filter, one after another in the batch
         self.chunk = self._chunk(channels, max_filters)
         self.batch = self.chunk * self.replicas  # pictures per call of the compiled loop
-        self.param = canvas.make_param(settings, channels, self.photos)  # at the canvas size
+        self.transforms = canvas.transforms_for(settings, extractor)  # 'auto' resolved from the receptive field
+        self.param = canvas.make_param(settings, channels, self.photos, texture=self.transforms == "texture")
         self._start = canvas.read_start(settings.init, self.param) if settings.init else None
         self._clip = settings.param == "pixel" and settings.display_mode == "range"
-        self.transform = {"standard": transforms.standard, "wide": transforms.wide, "lucid": transforms.lucid}.get(
-            settings.transforms, lambda size: transforms.compose()
-        )(settings.size)
+        self.transform = transforms.named(self.transforms, settings.size)
         self._make_variables()
         self.traces = 0
         self._compile()
@@ -377,6 +376,10 @@ class LayerRenderer:
         if starts is not None:  # every picture of filter i from starts[i] (the padding from the last one's)
             p = canvas.start_params(self.param, starts)
             self._p.assign(np.repeat(np.concatenate([p, np.repeat(p[-1:], self.batch // k - real, axis=0)]), k, axis=0))
+        elif self.settings.photo_colour and self.param.kind == "fourier" and self.strategy is None \
+                and self._start is None:
+            self._p.assign_add(tf.repeat(canvas.photo_colour_offset(
+                self.param, self.photos, self.extractor.model, filled, self.settings.photo_colour), k, axis=0))
         parts = []
         for s, n, coarse in self._segments():
             parts.append(self._segment_fns[coarse](padded, tf.constant(s), tf.constant(n), rate).numpy())

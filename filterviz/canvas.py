@@ -6,6 +6,10 @@
   network sees a few random crops of it, each resized to `size`; the result is the canvas's centre.
 - The picture ids of `diversity`: picture k of filter f starts from the random draw of id f + k * COPY_STRIDE,
   so picture 0 is the one rendered without diversity.
+- The transforms the network sees the picture through; `auto` picks them from the unit's receptive field
+  (`transforms_for`).
+- `photo_colour`: each filter's pictures start from a share of the mean colour of the photo crops that excite
+  it most (`photo_colour_offset`) instead of grey.
 - `init` (feature accentuation, Hamblin et al. 2024): every picture starts from the user's image, inverted to
   the parameters (`Parameterization.invert`); `start_params` does the same for one start image per filter.
 """
@@ -18,13 +22,18 @@ import numpy as np
 import tensorflow as tf
 
 from . import metrics, params
+from .errors import UserError
 from .images import read_image
+from .models import Extractor
+from .receptive import receptive_field
 from .settings import RenderSettings
 
-__all__ = ["COPY_STRIDE", "Start", "canvas_size", "make_param", "picture_ids", "read_start", "start_params",
-           "random_crops", "centre", "fade"]
+__all__ = ["COPY_STRIDE", "TEXTURE_FIELD", "Start", "canvas_size", "make_param", "transforms_for", "photo_colour_offset",
+           "picture_ids",
+           "read_start", "start_params", "random_crops", "centre", "fade"]
 
 COPY_STRIDE = 2**20  # more filters than any layer has; 64 pictures per filter stay below 2**31
+TEXTURE_FIELD = 1 / 8  # `auto`: a unit that sees at most this share of the picture's side gets `texture`
 
 
 def canvas_size(settings: RenderSettings) -> int:
@@ -32,8 +41,11 @@ def canvas_size(settings: RenderSettings) -> int:
     return settings.size if settings.crops == 1 else settings.size + 2 * round(settings.size / 4)
 
 
-def make_param(settings: RenderSettings, channels: int, photos: metrics.NaturalPhotos) -> params.Parameterization:
-    """The settings' parameterization at the canvas size; for maco with the magnitude spectrum they ask for."""
+def make_param(
+    settings: RenderSettings, channels: int, photos: metrics.NaturalPhotos, texture: bool = False
+) -> params.Parameterization:
+    """The settings' parameterization at the canvas size; for maco with the magnitude spectrum they ask for; with
+    the spectrum decay `texture_decay` where the transforms in use are `texture` (and it is set)."""
     canvas = canvas_size(settings)
     magnitude = None
     if settings.param == "maco":
@@ -43,8 +55,38 @@ def make_param(settings: RenderSettings, channels: int, photos: metrics.NaturalP
             magnitude = photos.magnitude  # the sample photo's, shared with the metrics
         else:
             magnitude = params.natural_magnitude(metrics.natural_crops(canvas, channels))
-    return params.Parameterization(settings.param, canvas, channels, decay=settings.decay,
+    decay = settings.texture_decay if texture and settings.texture_decay is not None else settings.decay
+    return params.Parameterization(settings.param, canvas, channels, decay=decay,
                                    contrast=settings.contrast, magnitude=magnitude, start_colour=settings.start_colour)
+
+
+def transforms_for(settings: RenderSettings, extractor: Extractor) -> str:
+    """The name of the transforms the network sees the pictures through: the settings', with `auto` resolved.
+    `auto`: `texture` (a circular shift anywhere, then `wide`) for a unit whose receptive field spans at most
+    TEXTURE_FIELD of the picture's side, which sees the picture as a texture, so that no part of it is tuned to
+    the border; `wide` for the others, which need a middle to build one object in, and where the field cannot be
+    worked out (a model without a layer graph, a layer that resamples)."""
+    if settings.transforms != "auto":
+        return settings.transforms
+    try:
+        field = receptive_field(extractor.model, extractor.model.layers[-1].name, settings.size)
+        small = not field.whole and max(field.size) <= TEXTURE_FIELD * settings.size
+    except (UserError, AttributeError, IndexError):
+        small = False
+    return "texture" if small else "wide"
+
+
+def photo_colour_offset(
+    param: params.Parameterization, photos: metrics.NaturalPhotos, model, filters: np.ndarray, share: float
+) -> tf.Tensor:
+    """Fourier parameters [len(filters), *shape] to add to each filter's random start so that its picture starts
+    `share` of the way from grey to the mean colour of the 5 photo crops that excite it most (`model`: the unit
+    the render maximizes). From grey, a layer's filters tend to drift to the one palette the network pulls grey
+    towards (vgg16-hed's block4_conv3: blue-violet and white); from the photos' colours each keeps its own
+    (benchmarks/quality.py: palette spread 28 -> 32 at block4_conv3, at the same activation)."""
+    unit = 0.5 + share * (photos.favourite_colours(model, filters) / 255.0 - 0.5)
+    unit = np.clip(unit, 1 / 512, 511 / 512)
+    return param.mean_logits(tf.constant(np.log(unit / (1.0 - unit)), tf.float32))
 
 
 def picture_ids(filters: np.ndarray, k: int) -> np.ndarray:

@@ -150,18 +150,24 @@ class NaturalPhotos:
 
     def best(self, model: keras.Model, *, batch: int = 16) -> np.ndarray:
         """[C]: best_photo_activation of `model` over `photos`, computed once per (model, batch)."""
-        return self._best(model, batch)[0]
+        return self._responses(model, batch).max(axis=0)
 
     def best_crops(self, model: keras.Model, filters: np.ndarray, *, batch: int = 16) -> np.ndarray:
         """[len(filters), size, size, channels] float32, 0-255: the crop of `photos` that excites each filter most."""
-        return self.photos[self._best(model, batch)[1][np.asarray(filters, int)]]
+        return self.photos[self._responses(model, batch).argmax(axis=0)[np.asarray(filters, int)]]
 
-    def _best(self, model: keras.Model, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        """Each channel's highest inner_means over `photos` and the crop that gives it."""
-        key = ("best", id(model), batch)
+    def favourite_colours(self, model: keras.Model, filters: np.ndarray, k: int = 5, *, batch: int = 16) -> np.ndarray:
+        """[len(filters), channels] float32, 0-255: the mean colour of the k crops of `photos` that excite each
+        filter most (where in colour space the photos that a filter likes lie)."""
+        acts = self._responses(model, batch)[:, np.asarray(filters, int)]
+        top = np.argsort(-acts, axis=0, kind="stable")[:k]  # [k, F]
+        return self.photos.mean(axis=(1, 2))[top].mean(axis=0).astype(np.float32)
+
+    def _responses(self, model: keras.Model, batch: int) -> np.ndarray:
+        """inner_means of `model` over `photos` [N, C], computed once per (model, batch)."""
+        key = ("photos", id(model), batch)
         if key not in self._means:
-            acts = inner_means(model, self.photos, batch=batch)
-            self._means[key] = (model, (acts.max(axis=0), acts.argmax(axis=0)))
+            self._means[key] = (model, inner_means(model, self.photos, batch=batch))
         return self._means[key][1]
 
     def means(self, model: keras.Model, *, batch: int = 16, relu: bool = False) -> np.ndarray:

@@ -73,18 +73,23 @@ class Parameterization:
         return p if self.start_colour == 0 else p + self._start_colour(filters, seed)
 
     def _start_colour(self, filters: tf.Tensor, seed: int) -> tf.Tensor:
-        """[N, *shape]: zero but for the real DC term of each colour channel, which gives filter f's picture a mean
-        logit per RGB channel drawn from N(0, start_colour^2) (seeded by (seed, f) apart from the rest of the
-        draw), so that each filter starts from a colour of its own instead of grey, the same in any batch."""
-        mix = np.linalg.inv(_COLOR) if self.decorrelate and self.channels == 3 else np.eye(self.channels)
-        mix = mix / (self._scale()[0, 0] / (4.0 * self.size * self.size))  # irfft2d's DC: value / (H*W), then / 4
+        """[N, *shape]: a `mean_logits` offset that gives filter f's picture a mean logit per RGB channel drawn
+        from N(0, start_colour^2) (seeded by (seed, f) apart from the rest of the draw), so that each filter
+        starts from a colour of its own instead of grey, the same in any batch."""
 
         def one(f: tf.Tensor) -> tf.Tensor:  # filter by filter, so a batch gives each filter's draw bit for bit
             key = tf.random.experimental.stateless_fold_in(tf.stack([tf.constant(seed, tf.int32), f]), 1)
-            rgb = tf.random.stateless_normal([self.channels], key, stddev=self.start_colour)
-            return tf.linalg.matvec(tf.constant(mix, tf.float32), rgb)  # the logits are _COLOR @ decorrelated
+            return tf.random.stateless_normal([self.channels], key, stddev=self.start_colour)
 
-        dc = tf.map_fn(one, filters, fn_output_signature=tf.TensorSpec([self.channels], tf.float32))
+        return self.mean_logits(tf.map_fn(one, filters, fn_output_signature=tf.TensorSpec([self.channels], tf.float32)))
+
+    def mean_logits(self, logits: tf.Tensor) -> tf.Tensor:
+        """Fourier parameters [N, *shape] that are zero but for the real DC term of each colour channel: added to
+        a picture's parameters, they add `logits` [N, C] to its logit in every pixel (its mean colour before the
+        sigmoid)."""
+        mix = np.linalg.inv(_COLOR) if self.decorrelate and self.channels == 3 else np.eye(self.channels)
+        mix = mix / (self._scale()[0, 0] / (4.0 * self.size * self.size))  # irfft2d's DC: value / (H*W), then / 4
+        dc = tf.linalg.matvec(tf.constant(mix, tf.float32), tf.cast(logits, tf.float32))  # logits = _COLOR @ dec
         spot = np.zeros(self.shape, np.float32)
         spot[0, :, 0, 0] = 1.0
         return dc[:, None, :, None, None] * tf.constant(spot)

@@ -66,6 +66,7 @@ class LayerResult:
     preprocess: str = "none"
     network_range: tuple[float, float] | None = None
     precision: str = "float32"  # what the loop computed in ('auto' resolved, see filterviz.precision)
+    transforms: str = "none"  # what the network saw the pictures through ('auto' resolved, see canvas.transforms_for)
     extras: dict = dataclasses.field(default_factory=dict)  # per-filter arrays for images.npz (ChunkOutput.extras)
 
 
@@ -165,7 +166,7 @@ def render_plan(
         grid.tile(_shown(shown), labels=labels, flagged=None if plan.settings.negative else flagged,
                   from_photo=photo_start),
         quality["activation"], out.trace, rows, plan.settings, time.perf_counter() - t0, plan.model.input_range,
-        precision=renderer.precision, preprocess=plan.model.preprocess, network_range=plan.model.network_range,
+        precision=renderer.precision, transforms=renderer.transforms, preprocess=plan.model.preprocess, network_range=plan.model.network_range,
         extras=out.extras,
     )
 

@@ -85,6 +85,7 @@ def save_layer(result, out_dir: str | os.PathLike, *, complete: bool = True, req
         "settings": dataclasses.asdict(result.settings),
         "preset": (request or {}).get("preset"),  # the preset the settings started from, where known
         "precision": result.precision,  # "auto" resolved: what the loop computed in
+        "transforms": result.transforms,  # "auto" resolved: what the network saw the pictures through
         "input_range": list(result.input_range),
         "preprocess": result.preprocess,
         "network_range": None if result.network_range is None else list(result.network_range),

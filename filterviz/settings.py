@@ -56,7 +56,7 @@ PARAMS = ("pixel", "fourier", "maco")
 OPTIMIZERS = ("normalized", "adam")
 SCHEDULES = ("constant", "cosine")
 SPECTRA = ("sample", "photos")  # maco's fixed magnitude: of the sample photo's crops, or of every offline photo's
-TRANSFORMS = ("none", "standard", "wide", "lucid")
+TRANSFORMS = ("none", "standard", "wide", "texture", "auto", "lucid")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 OBJECTIVES = ("mean", "fired", "top", "neuron")  # ascent.build_objective: what of the filter's map is maximized
 DEFAULT_PRESET = "quality"  # what `filterviz layer` and a sweep use unless told otherwise: the best picture
@@ -174,7 +174,8 @@ class RenderSettings:
     schedule: str = _field("constant", str, "constant or cosine (the step size falls to 5% by the last step)",
                            choices=SCHEDULES)
     transforms: str = _field("none", str, "none, standard (mirrored shift, zoom, rotation), wide (standard, twice the "
-                             "shift) or lucid (Lucid's recipe)", choices=TRANSFORMS)
+                             "shift), texture (wide after a circular shift anywhere), auto (texture for units that "
+                             "see at most 1/8 of the picture, else wide) or lucid (Lucid's recipe)", choices=TRANSFORMS)
     tv: float = _number(0.0, "total-variation penalty weight", min=0)
     l2: float = _number(0.0, "weight of the penalty on the pixels' distance from mid-grey", min=0)
     blur: float = _number(0.0, "weight of the penalty on the difference from a 3x3 blur (high frequencies)", min=0)
@@ -212,6 +213,11 @@ class RenderSettings:
     show_alpha: bool = _field(False, bool, "save the transparency map and fade the grid to white where it is low")
     start_colour: float = _number(0.0, "fourier only: the spread of each filter's random start colour (std of its mean "
                                   "logit per RGB channel; default 0: every filter starts grey)", min=0, max=10)
+    photo_colour: float = _number(0.0, "fourier only: start each filter this share of the way from grey to the mean "
+                                  "colour of the photo crops that excite it most (default 0: grey)", min=0, max=1)
+    texture_decay: float | None = _field(None, float, "fourier only: the decay where the transforms are texture "
+                                         "(with auto: units that see at most 1/8 of the picture; default: decay)",
+                                         min=0, max=4, optional=True, what="a number from 0 to 4 (or none: decay)")
 
     def __post_init__(self) -> None:
         for name, spec in SCHEMA.items():

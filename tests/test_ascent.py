@@ -288,3 +288,41 @@ def test_raw_pixels_shown_as_rendered_stay_in_range(tiny_cnn):
     np.testing.assert_array_equal(shown.display, np.round(shown.images / 255.0 * 255.0).astype(np.uint8))
     free = render_layer(tiny_cnn, "conv2", "0:3", SMALL.replace(lr=50.0))
     assert free.images.min() < 0.0 or free.images.max() > 255.0
+
+
+def test_auto_transforms_follow_the_receptive_field(tiny_cnn):
+    """transforms 'auto': texture (a roll anywhere, then wide) where the unit sees at most 1/8 of the picture's
+    side, wide where it sees more; wide for a model without a layer graph (no field to work out)."""
+    auto = SMALL.replace(transforms="auto", size=64)
+    assert renderer(tiny_cnn, "conv1", auto).transform.name.startswith("roll(32) > pad(8, reflect)")  # field 3 <= 8
+    assert renderer(tiny_cnn, "conv3", auto).transform.name.startswith("pad(8, reflect)")  # field 10 > 8
+    assert renderer(tiny_cnn, "conv3", auto.replace(size=96)).transform.name.startswith("roll(48)")  # 10 <= 12
+    from filterviz.models import callable_model
+
+    net = callable_model(lambda x: tf.nn.relu(tf.nn.avg_pool2d(x, 3, 1, "SAME") - 100.0))
+    ex = feature_extractor(net, None)
+    assert LayerRenderer(ex, auto).transform.name.startswith("pad(8, reflect)")
+
+
+def test_photo_colour_starts_each_filter_towards_its_photos_colour(tiny_cnn):
+    """photo_colour s: filter f's picture starts s of the way from grey to the mean colour of the 5 photo crops
+    that excite f most (its mean logit shifted exactly, the random draw kept); batched equals one at a time."""
+    from filterviz import canvas
+
+    s = SMALL.replace(param="fourier", optimizer="adam", lr=0.05, size=32, photo_colour=0.5)
+    r = renderer(tiny_cnn, "conv2", s)
+    ids = np.asarray([0, 3, 7], np.int32)
+    fav = r.photos.favourite_colours(r.extractor.model, ids) / 255.0
+    assert np.ptp(fav, axis=0).max() > 0.05  # the filters like differently coloured photos
+    start = r.param.to_image(r.param.init(tf.constant(ids), s.seed) + canvas.photo_colour_offset(
+        r.param, r.photos, r.extractor.model, ids, 0.5)).numpy()
+    np.testing.assert_allclose(start.mean(axis=(1, 2)), 0.5 + 0.5 * (fav - 0.5), atol=0.01)
+    acts = r.photos._responses(r.extractor.model, 16)[:, ids]
+    top = np.argsort(-acts, axis=0)[:5]
+    np.testing.assert_allclose(fav[1], r.photos.photos[top[:, 1]].mean(axis=(0, 1, 2)) / 255.0, atol=1e-5)
+    batched = renderer(tiny_cnn, "conv2", s.replace(chunk=3)).render(ids)
+    for k, f in enumerate(ids):
+        one = renderer(tiny_cnn, "conv2", s.replace(chunk=1)).render([f])
+        np.testing.assert_allclose(batched.images[k], one.images[0], rtol=1e-4, atol=1e-3)
+    grey = renderer(tiny_cnn, "conv2", s.replace(photo_colour=0.0)).render(ids)
+    assert np.abs(grey.images.mean(axis=(1, 2)) - batched.images.mean(axis=(1, 2))).max() > 1.0  # 0-255 input

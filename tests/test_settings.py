@@ -28,7 +28,7 @@ def _other_value(name: str):
         return "start.png"
     if spec.kind is int:
         return (now or spec.min) + 2  # even: coarse needs an even size
-    return float(now) + 0.25
+    return float(now if now is not None else spec.min) + 0.25
 
 
 def _bad_values(name: str) -> list:
@@ -65,7 +65,7 @@ def test_field_names_order_and_defaults_are_stable():
         "colour": 0.0, "colour_limit": 60.0, "segment": 10, "coarse": 0.0, "xla": False, "mirrored": False,
         "precision": "float32", "display": None, "labels": True, "diversity": 1, "diversity_weight": 1.0,
         "negative": False, "init": None, "init_weight": 0.0, "crops": 1, "spectrum": "sample", "alpha": False,
-        "show_alpha": False, "start_colour": 0.0,
+        "show_alpha": False, "start_colour": 0.0, "photo_colour": 0.0, "texture_decay": None,
     }
     assert list(SCHEMA) == [f.name for f in dataclasses.fields(RenderSettings)] == list(setting_keys())
 
