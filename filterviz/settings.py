@@ -257,13 +257,16 @@ SCHEMA: dict[str, FieldSpec] = {  # field name -> its FieldSpec, in declaration 
 PRESETS: dict[str, RenderSettings] = {
     # All use mixed_bfloat16 where it is faster with the same pictures (CPUs with AMX or AVX-512 BF16, see
     # filterviz.precision), else float32.
-    # The best picture, and the default (benchmarks/quality.py, docs/benchmarks.md): Lucid's decorrelated Fourier
+    # The best picture, and the default (benchmarks/quality.py, docs/quality.md): Lucid's decorrelated Fourier
     # parameterization (spectrum decay 1.5) with filterviz's transforms at twice the shift (wide: fewer frames and
-    # vignettes, docs/quality.md), Adam, specificity 1; the objective is the map's response where the filter fires
-    # (after its ReLU), not its mean, which can rise everywhere and stay below zero; a colourfulness limit of 70
-    # keeps colours within the range of photographs.
-    "quality": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=64, transforms="wide",
-                              specificity=1.0, colour=1.0, colour_limit=70.0, objective="fired", precision="auto"),
+    # vignettes), except for units that see at most 1/8 of the picture (auto): their pictures are textures, shifted
+    # anywhere on a torus first (texture: no frames, no vignettes) with a steeper spectrum (1.75: robust to zooms);
+    # Adam, specificity 1; the objective is the map's response where the filter fires (after its ReLU), not its
+    # mean, which can rise everywhere and stay below zero; a colourfulness limit of 70 keeps colours within the
+    # range of photographs.
+    "quality": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=64, transforms="auto",
+                              texture_decay=1.75, specificity=1.0, colour=1.0, colour_limit=70.0, objective="fired",
+                              precision="auto"),
     # Quick looks at whole layers: the Keras example's algorithm (raw pixels, normalized gradient, 30 steps) on the
     # fired objective, shown as rendered (and so kept in range): the Keras example's stretch to a fixed standard
     # deviation greys the colour fields and dark spots that first-layer filters prefer, so that a photo beats them
