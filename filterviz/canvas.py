@@ -71,7 +71,7 @@ def transforms_for(settings: RenderSettings, extractor: Extractor) -> str:
     try:
         field = receptive_field(extractor.model, extractor.model.layers[-1].name, settings.size)
         small = not field.whole and max(field.size) <= TEXTURE_FIELD * settings.size
-    except (UserError, AttributeError, IndexError):
+    except UserError:
         small = False
     return "texture" if small else "wide"
 
