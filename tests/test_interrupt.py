@@ -30,6 +30,13 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 VOLATILE = ("seconds", "versions")  # metrics.json fields that differ between equal runs
 
 
+def _ctrl_c_works() -> None:
+    """In the child before it runs Python: Ctrl-C does what it does at a terminal. A suite started in the
+    background by a non-interactive shell (`.ci/run &`) inherits SIGINT ignored, and so would the child, which
+    would then finish instead of stopping."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _sweep_config(folder: Path, model_path: str) -> Path:
     """6 jobs (3 conv layers x 2 seeds) of 4 filters in chunks of 2: a few seconds of work in all."""
     keys = "input_range: '0:255'\nlayers: all-conv\nfilters: '0:4'\nsize: 16\nsteps: 30\nchunk: 2\n"
@@ -121,7 +128,7 @@ def test_sigint_stops_sweep_with_summary_and_rerun_resumes(tmp_path, model_path,
     ref, _ = reference
     cfg = load_config(_sweep_config(tmp_path, model_path))
     cmd = [sys.executable, "-m", "filterviz", "sweep", str(cfg.path), "--quiet"]
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_ctrl_c_works)
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline and not list(cfg.root.glob("*/metrics.json")):
         time.sleep(0.01)
@@ -192,7 +199,7 @@ def test_sigint_during_layer_saves_partial_then_resumes(tmp_path, model_path, ca
     args = ["layer", "conv2", "--model", model_path, "--input-range", "0:255", "--preset", "fast", "--chunk", "1",
             "--steps", "100", "--size", "16"]
     proc = subprocess.Popen([sys.executable, "-m", "filterviz", *args, "--out", str(out)], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_ctrl_c_works)
     seen = b""
     while True:  # watch the progress bar; press Ctrl-C once 2 of the 12 filters are done (the bar shows a
         chunk = os.read(proc.stderr.fileno(), 4096)  # running filter's share, rounded: "3" is at least 2.5 done)
