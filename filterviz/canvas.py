@@ -28,9 +28,8 @@ from .models import Extractor
 from .receptive import receptive_field
 from .settings import RenderSettings
 
-__all__ = ["COPY_STRIDE", "TEXTURE_FIELD", "Start", "canvas_size", "make_param", "transforms_for", "photo_colour_offset",
-           "picture_ids",
-           "read_start", "start_params", "random_crops", "centre", "fade"]
+__all__ = ["COPY_STRIDE", "TEXTURE_FIELD", "Start", "canvas_size", "make_param", "transforms_for",
+           "photo_colour_offset", "picture_ids", "read_start", "start_params", "random_crops", "centre", "fade"]
 
 COPY_STRIDE = 2**20  # more filters than any layer has; 64 pictures per filter stay below 2**31
 TEXTURE_FIELD = 1 / 8  # `auto`: a unit that sees at most this share of the picture's side gets `texture`
@@ -82,8 +81,9 @@ def photo_colour_offset(
     """Fourier parameters [len(filters), *shape] to add to each filter's random start so that its picture starts
     `share` of the way from grey to the mean colour of the 5 photo crops that excite it most (`model`: the unit
     the render maximizes). From grey, a layer's filters tend to drift to the one palette the network pulls grey
-    towards (vgg16-hed's block4_conv3: blue-violet and white); from the photos' colours each keeps its own
-    (benchmarks/quality.py: palette spread 28 -> 32 at block4_conv3, at the same activation)."""
+    towards (vgg16-hed's block4_conv3: blue-violet and white); from the photos' colours more keep their own
+    (benchmarks/quality.py at share 0.5: palette spread 28 -> 32 at block4_conv3, but 28 -> 26 at block5_conv3,
+    so no preset uses it; docs/quality.md)."""
     unit = 0.5 + share * (photos.favourite_colours(model, filters) / 255.0 - 0.5)
     unit = np.clip(unit, 1 / 512, 511 / 512)
     return param.mean_logits(tf.constant(np.log(unit / (1.0 - unit)), tf.float32))

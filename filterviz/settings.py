@@ -214,7 +214,8 @@ class RenderSettings:
     start_colour: float = _number(0.0, "fourier only: the spread of each filter's random start colour (std of its mean "
                                   "logit per RGB channel; default 0: every filter starts grey)", min=0, max=10)
     photo_colour: float = _number(0.0, "fourier only: start each filter this share of the way from grey to the mean "
-                                  "colour of the photo crops that excite it most (default 0: grey)", min=0, max=1)
+                                  "colour of the photo crops that excite it most (default 0: grey; not with --init or "
+                                  "--mirrored)", min=0, max=1)
     texture_decay: float | None = _field(None, float, "fourier only: the decay where the transforms are texture "
                                          "(with auto: units that see at most 1/8 of the picture; default: decay)",
                                          min=0, max=4, optional=True, what="a number from 0 to 4 (or none: decay)")
