@@ -155,7 +155,7 @@ class RenderSettings:
     seed: int = _field(0, int, "random seed (same seed, same pictures)", min=0, max=2**31 - 1,
                        what="an integer from 0 to 2**31-1")
     chunk: int | None = _field(None, int, "filters per batch (default: from --max-memory)", min=1, optional=True,
-                               what="a positive integer (or none for automatic)")
+                               what="a positive integer (or null in YAML for automatic)")
     max_memory_gb: float = _number(2.0, "activation memory budget in GB", above=0, flag="--max-memory",
                                    what="a positive number of GB")
     border: int = _field(0, int, "feature-map pixels left out of the objective on each side", min=0)
@@ -202,7 +202,7 @@ class RenderSettings:
                                       "to the objective's size (default 1)", min=0)
     negative: bool = _field(False, bool, "render what the filter is most against (minus its mean pre-activation)")
     init: str | None = _field(None, str, "start every picture from this image (feature accentuation)", optional=True,
-                              what="an image path (or none for a random start)")
+                              what="an image path (or null in YAML for a random start)")
     init_weight: float = _number(0.0, "weight of the pull back towards the --init image (mean squared distance)",
                                  min=0)
     crops: int = _field(1, int, "random crops of a 1.5x larger canvas the network sees per step (MaCo; default 1: "
@@ -218,7 +218,8 @@ class RenderSettings:
                                   "--mirrored)", min=0, max=1)
     texture_decay: float | None = _field(None, float, "fourier only: the decay where the transforms are texture "
                                          "(with auto: units that see at most 1/8 of the picture; default: decay)",
-                                         min=0, max=4, optional=True, what="a number from 0 to 4 (or none: decay)")
+                                         min=0, max=4, optional=True,
+                                         what="a number from 0 to 4 (or null in YAML: the decay)")
 
     def __post_init__(self) -> None:
         for name, spec in SCHEMA.items():
