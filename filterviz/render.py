@@ -166,7 +166,8 @@ def render_plan(
         grid.tile(_shown(shown), labels=labels, flagged=None if plan.settings.negative else flagged,
                   from_photo=photo_start),
         quality["activation"], out.trace, rows, plan.settings, time.perf_counter() - t0, plan.model.input_range,
-        precision=renderer.precision, transforms=renderer.transforms, preprocess=plan.model.preprocess, network_range=plan.model.network_range,
+        precision=renderer.precision, transforms=renderer.transforms, preprocess=plan.model.preprocess,
+        network_range=plan.model.network_range,
         extras=out.extras,
     )
 

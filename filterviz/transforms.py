@@ -154,7 +154,7 @@ def texture(size: int) -> Transform:
     pixel spends as many steps at the network's border as in its middle and none is tuned to it (no frame, no
     vignette); the picture becomes a seamless texture. For units that see a small part of the picture, whose
     pictures are textures anyway (benchmarks/quality.py at block1_conv2: edge 0.37 -> 0.16); a unit that sees
-    most of the picture needs a middle to build its one object in, and gets `wide` (see `named`)."""
+    most of the picture needs a middle to build its one object in, and gets `wide` (canvas.transforms_for)."""
     return compose(roll(size // 2), wide(size))
 
 
