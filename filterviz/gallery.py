@@ -224,6 +224,15 @@ def _tile_src(item: dict) -> str | None:
     return item["kernel"]
 
 
+def _cover(s: LayerSources) -> int:
+    """The filter whose picture shows the most (the largest spread of its first render's pixels): a layer's
+    index card should not be a flat tile, which a filter that prefers plain brightness rightly gets."""
+    if not s.renders:
+        return s.filters[0]
+    r = s.renders[0]
+    return int(r.filters[int(np.argmax([np.std(np.asarray(d, np.float32)) for d in r.display]))])
+
+
 def _filter_body(s: LayerSources, f: int, item: dict, base: str) -> str:
     rel = len(base.split("/"))
     up = lambda p: p[len(base) + 1:] if p.startswith(base + "/") else "../" * rel + p  # noqa: E731
@@ -253,7 +262,7 @@ def _filter_body(s: LayerSources, f: int, item: dict, base: str) -> str:
 
 
 def _write_layer(site: _Site, s: LayerSources) -> tuple[str, str | None, int]:
-    """The layer page and its filter pages; returns (layer page path, its first tile, filter pages)."""
+    """The layer page and its filter pages; returns (layer page path, its cover tile, filter pages)."""
     base = f"{safe_name(s.model)}/{safe_name(s.layer)}"
     per = _layer_images(site, s, base)
     filters = s.filters
@@ -272,7 +281,7 @@ def _write_layer(site: _Site, s: LayerSources) -> tuple[str, str | None, int]:
         nxt = f'<a href="f{filters[n + 1]}.html" rel="next">filter {filters[n + 1]} →</a>' if n + 1 < len(filters) else ""
         nav = f'{home}<a href="index.html">{_esc(s.layer)}</a>{prev}{nxt}'
         site.html(f"{base}/f{f}.html", _page(f"{s.model} · {s.layer} · filter {f}", nav, _filter_body(s, f, per[f], base)))
-    return f"{base}/index.html", _tile_src(per[filters[0]]), len(filters)
+    return f"{base}/index.html", _tile_src(per[_cover(s)]), len(filters)
 
 
 def _write_index(site: _Site, entries: list[tuple[LayerSources, str, str, int]]) -> None:

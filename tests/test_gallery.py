@@ -187,3 +187,14 @@ def test_browser_walk(site, tmp_path):
         driver.quit()
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["1-index.png", "2-layer-conv1.png",
                                                                "3-filter-conv1-2.png", "4-filter-conv3-0.png"]
+
+
+def test_index_card_is_the_most_detailed_tile(results, site):
+    """A layer's card on the index is the tile of its first render with the largest pixel spread, not filter 0
+    (a flat tile, which a brightness-loving filter rightly gets, says nothing about the layer)."""
+    s = {(x.model, x.layer): x for x in discover(results)}["tiny", "conv1"]
+    r = s.renders[0]
+    spreads = [float(np.std(np.asarray(d, np.float32))) for d in r.display]
+    best = r.filters[int(np.argmax(spreads))]
+    cards = re.findall(r'<img src="([^"]+)"[^>]*alt="conv1"', (site / "index.html").read_text())
+    assert best != r.filters[0] and cards == [f"tiny/conv1/r0/f{best}.png"], (cards, spreads)
