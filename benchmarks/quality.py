@@ -117,7 +117,7 @@ def row(name: str, m: dict, seconds: float | None, n: int, lucid: float | None) 
     per = None if seconds is None else seconds / n
     return {
         "config": name, "failed": float(np.mean(m["ratio"] < 1.0)), "ratio": float(np.median(m["ratio"])),
-        "robust": float(np.median(m["robust"])), "hf": float(np.median(m["hf"])), "edge": float(np.median(m["edge"])),
+        "robust": metrics.median_defined(m["robust"]), "hf": float(np.median(m["hf"])), "edge": float(np.median(m["edge"])),
         "colour": float(np.median(m["colour"])), "spread": float(m["spread"]), "s/filter": per,
         "x lucid": None if per is None or not lucid else per / lucid,
         "per_filter": {k: np.asarray(v).tolist() for k, v in m.items() if k != "spread"},

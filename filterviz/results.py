@@ -39,7 +39,7 @@ def _summary(result) -> dict:
         "photo_start": int(sum(r.get("photo_start", False) for r in rows)),  # re-run from their best photo crop
         "median_activation": float(np.median(result.activations)),
         "median_specificity_rank": float(np.median([r["specificity_rank"] for r in rows])),
-        "median_robustness": float(np.median([r["robustness"] for r in rows])),
+        "median_robustness": metrics.median_defined([r["robustness"] for r in rows]),  # dead ones left out
         "median_hf_share": float(np.median([r["hf_share"] for r in rows])),
         "failed": int(sum(r.get("failed", False) for r in rows)),  # below the best photo crop
         "median_photo_ratio": float(np.median([r.get("photo_ratio", np.nan) for r in rows])),

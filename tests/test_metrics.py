@@ -94,7 +94,7 @@ def test_render_layer_on_a_fixed_size_model():
     model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
     res = render_layer(load_model(model), "c", "0:2", RenderSettings(size=16, steps=3))
     assert len(res.metrics) == 2
-    assert all(np.isfinite(r["robustness"]) and (r["robustness"] > 0) != r["dead"] for r in res.metrics), res.metrics
+    assert all(np.isnan(r["robustness"]) if r["dead"] else r["robustness"] > 0 for r in res.metrics), res.metrics
     # through the fixed 16x16 input, a flat picture (which no shift or zoom changes) keeps all of its activation
     post = feature_extractor(load_model(model), "c", pre_activation=False)
     flat = np.full((4, 16, 16, 3), 200.0, np.float32)
@@ -102,6 +102,22 @@ def test_render_layer_on_a_fixed_size_model():
     assert not q["dead"].any()
     np.testing.assert_allclose(q["robustness"], 1.0, rtol=1e-5)
 
+
+def test_robustness_of_a_dead_picture_is_undefined_and_left_out_of_the_median():
+    """A picture that fires nothing has no activation to keep: NaN (null in metrics.json), not 0, so that a
+    layer's median robustness is that of its live pictures; the dead count reports the others."""
+    import keras
+
+    inp = keras.Input((16, 16, 3))
+    c = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="c")
+    model = keras.Model(inp, c(inp))
+    c.set_weights([np.full((3, 3, 3, 2), 0.01, np.float32), np.array([0.0, -1e6], np.float32)])  # filter 1: dead
+    post = feature_extractor(load_model(model), "c", pre_activation=False)
+    flat = np.full((2, 16, 16, 3), 200.0, np.float32)
+    q = metrics.quality_metrics(post, flat, flat.astype(np.uint8), np.array([0, 1]), draws=2)
+    assert list(q["dead"]) == [False, True]
+    assert abs(q["robustness"][0] - 1.0) < 1e-5 and np.isnan(q["robustness"][1])
+    assert metrics.median_defined([0.9, np.nan, 0.7, np.nan]) == 0.8 and np.isnan(metrics.median_defined([np.nan]))
 
 def test_edge_score_high_for_a_frame_low_for_photos():
     rng = np.random.default_rng(0)
