@@ -159,6 +159,43 @@ def swap_relus(
     return copy, swapped[0]
 
 
+def _check_options(samples, noise, batch) -> None:
+    """Raise a UserError naming the first bad SmoothGrad or batching option."""
+    if not (isinstance(samples, (int, np.integer)) and 1 <= samples <= 1024):
+        raise UserError(f"bad samples {samples!r}: an integer from 1 to 1024")
+    if not (isinstance(noise, (int, float, np.number)) and 0.0 <= float(noise) <= 10.0):
+        raise UserError(f"bad noise {noise!r}: a number from 0 to 10 (fraction of the input range)")
+    if not (isinstance(batch, (int, np.integer)) and batch >= 1):
+        raise UserError(f"bad batch {batch!r}: a positive integer")
+
+
+def _check_map(target: Target, shape: tuple) -> None:
+    """Raise a UserError if a layer target's filter or position does not exist in its output `shape`."""
+    if len(shape) != 4:
+        raise UserError(f"layer '{target.layer}' has output shape {shape}; a layer target needs a feature map")
+    if target.index is not None and not 0 <= target.index < shape[-1]:
+        raise UserError(
+            f"filter index {target.index} is out of range for layer '{target.layer}': valid 0 to {shape[-1] - 1}"
+        )
+    if target.position is not None:
+        y, x = target.position
+        if not (0 <= y < shape[1] and 0 <= x < shape[2]):
+            raise UserError(f"position y={y}, x={x} is outside layer '{target.layer}''s {shape[1]}x{shape[2]} map")
+
+
+def _target_score(out: tf.Tensor, variant: str, index, position) -> tf.Tensor:
+    """The score whose gradient is the attribution, summed over the batch: a class logit, the layer's mean, one
+    filter's mean, or one unit (`variant`, see targets.Target)."""
+    if variant == "class":
+        return tf.reduce_sum(tf.gather(out, index, axis=1))
+    if variant == "layer":
+        return tf.reduce_sum(tf.reduce_mean(out, axis=[1, 2, 3]))
+    fmap = tf.gather(out, index, axis=3)
+    if variant == "filter":
+        return tf.reduce_sum(tf.reduce_mean(fmap, axis=[1, 2]))
+    return tf.reduce_sum(fmap[:, position[0], position[1]])
+
+
 class Attributor:
     """Compiled attribution maps for one model.
 
@@ -184,12 +221,7 @@ class Attributor:
         self.net, self.front = _as_keras(lm.net), lm.front
         self.name = lm.name
         self.input_range = lm.input_range
-        if not (isinstance(samples, (int, np.integer)) and 1 <= samples <= 1024):
-            raise UserError(f"bad samples {samples!r}: an integer from 1 to 1024")
-        if not (isinstance(noise, (int, float, np.number)) and 0.0 <= float(noise) <= 10.0):
-            raise UserError(f"bad noise {noise!r}: a number from 0 to 10 (fraction of the input range)")
-        if not (isinstance(batch, (int, np.integer)) and batch >= 1):
-            raise UserError(f"bad batch {batch!r}: a positive integer")
+        _check_options(samples, noise, batch)
         self.samples, self.noise, self.seed, self.batch = int(samples), float(noise), int(seed), int(batch)
         self.channels = int(self.net.inputs[0].shape[-1])
         self.traces: dict[tuple, int] = {}
@@ -240,32 +272,9 @@ class Attributor:
                 raise UserError(f"class index {target.index} is out of range for model '{self.name}': valid 0 to {n - 1}")
             return
         head = self._head("backprop", target)
-        shape = tuple(head.compute_output_spec(keras.KerasTensor((1, *image_shape))).shape)
-        if len(shape) != 4:
-            raise UserError(f"layer '{target.layer}' has output shape {shape}; a layer target needs a feature map")
-        if target.index is not None and not 0 <= target.index < shape[-1]:
-            raise UserError(
-                f"filter index {target.index} is out of range for layer '{target.layer}': valid 0 to {shape[-1] - 1}"
-            )
-        if target.position is not None:
-            y, x = target.position
-            if not (0 <= y < shape[1] and 0 <= x < shape[2]):
-                raise UserError(
-                    f"position y={y}, x={x} is outside layer '{target.layer}''s {shape[1]}x{shape[2]} map"
-                )
+        _check_map(target, tuple(head.compute_output_spec(keras.KerasTensor((1, *image_shape))).shape))
 
     # -- compiled pieces ---------------------------------------------------------------------------------
-    def _score(self, head: keras.Model, variant: str, x, index, position):
-        out = tf.cast(head(x, training=False), tf.float32)
-        if variant == "class":
-            return tf.reduce_sum(tf.gather(out, index, axis=1))
-        if variant == "layer":
-            return tf.reduce_sum(tf.reduce_mean(out, axis=[1, 2, 3]))
-        fmap = tf.gather(out, index, axis=3)
-        if variant == "filter":
-            return tf.reduce_sum(tf.reduce_mean(fmap, axis=[1, 2]))
-        return tf.reduce_sum(fmap[:, position[0], position[1]])
-
     def _function(self, method: str, target: Target):
         key = (method, target.variant, target.layer)
         if key in self._fns:
@@ -277,7 +286,7 @@ class Attributor:
         def grad_of(x, index, position):
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                score = self._score(head, variant, x, index, position)
+                score = _target_score(tf.cast(head(x, training=False), tf.float32), variant, index, position)
             return tape.gradient(score, x)
 
         def fn(images, index, position, sigma):
