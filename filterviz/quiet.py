@@ -3,7 +3,7 @@
 `import filterviz` imports no TensorFlow; the first public name that needs it (filterviz.render_layer, ...) starts
 it here, once, with file descriptor 2 pointed at /dev/null meanwhile. Python errors still surface normally, and
 FILTERVIZ_TF_LOGS=1 shows the lines. Retracing warnings are avoided by construction (see
-ascent.LayerRenderer._replicated), not filtered.
+loop.replicated), not filtered.
 """
 
 from __future__ import annotations
