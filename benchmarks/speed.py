@@ -132,11 +132,11 @@ def warm_renderer(renderer: LayerRenderer, filters: np.ndarray) -> None:
     ids = np.concatenate([filters, np.repeat(filters[-1:], renderer.batch)])[: renderer.batch].astype(np.int32)
     try:
         ids_t = tf.constant(ids)
-        renderer._init_fn(ids_t)
-        for fn in renderer._segment_fns.values():  # one compiled loop per resolution
+        renderer.loop.init_fn(ids_t)
+        for fn in renderer.loop.segment_fns.values():  # one compiled loop per resolution
             fn(ids_t, tf.constant(0), tf.constant(1), tf.constant(1e-3, tf.float32)).numpy()
-        renderer._final_fn(ids_t)[1].numpy()
-    except AttributeError:  # the engine changed its private pieces: warm up with a full render
+        renderer.loop.final_fn(ids_t)[1].numpy()
+    except AttributeError:  # an older engine without renderer.loop: warm up with a full render
         renderer.render(filters)
 
 
@@ -153,7 +153,7 @@ def flops_per_filter_step(renderer: LayerRenderer, lm, full_fwd: float) -> float
         one = graph_cost(renderer.extractor.model, sz, lm.channels)[0] - trunk  # the target layer, all filters
         return trunk + one / renderer.extractor.filters
 
-    share = renderer._coarse_steps / renderer.settings.steps
+    share = renderer.loop.coarse_steps / renderer.settings.steps
     return 2.0 * ((1 - share) * forward(size) + (share * forward(size // 2) if share else 0.0))
 
 
@@ -178,7 +178,7 @@ def op_profile(renderer: LayerRenderer, filters: np.ndarray) -> list[str]:
 
     ids = tf.constant(np.concatenate([filters, np.repeat(filters[-1:], renderer.batch)])[: renderer.batch]
                       .astype(np.int32))
-    fn = renderer._segment_fns[False]
+    fn = renderer.loop.segment_fns[False]
     args = (ids, tf.constant(0), tf.constant(renderer.settings.segment), tf.constant(1e-3, tf.float32))
     fn(*args).numpy()
     logdir = tempfile.mkdtemp(prefix="filterviz-profile-")

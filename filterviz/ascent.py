@@ -175,6 +175,11 @@ class LayerRenderer:
         return self._loop.functions
 
     @property
+    def loop(self) -> AscentLoop:
+        """The compiled loop (variables and traced functions) this renderer runs every chunk through."""
+        return self._loop
+
+    @property
     def traces(self) -> int:
         """Python traces of the compiled step loop (one per resolution when all goes well)."""
         return self._loop.traces
