@@ -9,9 +9,10 @@
   natural images do, and far more than it excites other filters, ranks 1.
 - `robustness`: the share of the activation kept under a small random shift (up to size/32 px each way, the
   edge mirrored in, no resampling) and zoom (0.9-1.1, bilinear), averaged over `draws` transforms. 1.0 means
-  the feature survives small shifts and zooms. Undefined (NaN; null in metrics.json) for a picture that does
-  not fire its filter at all, which counts as dead instead and is left out of medians (`median_defined`). For
-  scale: crops of the sample photo keep about 0.96 of each filter's activation in vgg16-hed block3_conv1
+  the feature survives small shifts and zooms. Undefined (NaN; null in metrics.json) where the picture's mean
+  activation is not above 0: a dead picture (for a ReLU unit exactly those, which the dead count reports), or a
+  unit that can go negative and stays below 0 on average; such pictures are left out of medians
+  (`median_defined`). For scale: crops of the sample photo keep about 0.96 of each filter's activation in vgg16-hed block3_conv1
   (zooming in by 1.1 blurs, and costs natural photos too).
 - `hf_share`: the share of the picture's spectral energy (mean removed, summed over channels) above half the
   Nyquist frequency (radial frequency > 0.25 cycles/pixel). High values mean checkerboard-like noise.
@@ -33,9 +34,9 @@ import tensorflow as tf
 from . import objectives, params, transforms
 from .models import Extractor
 
-__all__ = ["sample_photo_path", "natural_crops", "natural_means", "NaturalPhotos", "hf_share", "colourfulness", "quality_metrics",
-           "median_defined", "PHOTOS", "photo_paths", "photo_crops", "inner_means", "best_photo_activation", "photo_ratio", "edge_score",
-           "palette_distance", "palette_spread"]
+__all__ = ["sample_photo_path", "natural_crops", "natural_means", "NaturalPhotos", "hf_share", "colourfulness",
+           "quality_metrics", "median_defined", "PHOTOS", "photo_paths", "photo_crops", "inner_means",
+           "best_photo_activation", "photo_ratio", "edge_score", "palette_distance", "palette_spread"]
 
 
 def sample_photo_path() -> str:
@@ -218,7 +219,7 @@ def quality_metrics(
         ])
         after = _channel_means(post.model, moved, batch)[np.arange(len(filters)), filters]
         kept += after
-    robust = np.where(own > 0, (kept / draws) / np.where(own > 0, own, 1.0), np.nan)  # nothing fired: undefined
+    robust = np.where(own > 0, (kept / draws) / np.where(own > 0, own, 1.0), np.nan)  # nothing to keep: undefined
     return {
         "activation": own,
         "dead": fires <= 0.0,
@@ -242,8 +243,8 @@ CROP_GRID = ((0.9, 2), (0.6, 3), (0.35, 4))  # (square side / the photo's shorte
 
 
 def median_defined(values) -> float:
-    """The median of the finite values (NaN where there are none): robustness is undefined for a dead picture,
-    which the dead count reports; counting it as 0 would hide a layer's live pictures behind its dead units."""
+    """The median of the finite values (NaN where there are none): robustness is undefined for a picture with
+    nothing to keep (a dead one); counting it as 0 would hide a layer's live pictures behind its dead units."""
     v = np.asarray(values, np.float64)
     v = v[np.isfinite(v)]
     return float(np.median(v)) if v.size else float("nan")

@@ -119,6 +119,7 @@ def test_robustness_of_a_dead_picture_is_undefined_and_left_out_of_the_median():
     assert abs(q["robustness"][0] - 1.0) < 1e-5 and np.isnan(q["robustness"][1])
     assert metrics.median_defined([0.9, np.nan, 0.7, np.nan]) == 0.8 and np.isnan(metrics.median_defined([np.nan]))
 
+
 def test_edge_score_high_for_a_frame_low_for_photos():
     rng = np.random.default_rng(0)
     framed = rng.integers(60, 200, (1, 64, 64, 3)).astype(np.uint8)
