@@ -32,7 +32,7 @@ from .files import read_json, safe_name
 from .kernels import kernel_tiles
 from .settings import PRESETS
 
-__all__ = ["LayerSources", "discover", "write_gallery"]
+__all__ = ["LayerSources", "detail", "discover", "write_gallery"]
 
 MARKER = ".filterviz-gallery"
 _CSS = """
@@ -224,13 +224,20 @@ def _tile_src(item: dict) -> str | None:
     return item["kernel"]
 
 
+def detail(picture: np.ndarray) -> float:
+    """Mean absolute difference between neighbouring pixels: high for a texture, 0 for a flat tile and low for
+    a few plain colour fields."""
+    p = np.asarray(picture, np.float32)
+    return float(np.abs(np.diff(p, axis=0)).mean() + np.abs(np.diff(p, axis=1)).mean())
+
+
 def _cover(s: LayerSources) -> int:
-    """The filter whose picture shows the most (the largest spread of its first render's pixels): a layer's
-    index card should not be a flat tile, which a filter that prefers plain brightness rightly gets."""
+    """The filter whose first render shows the most detail: a layer's index card should not be a flat tile or a
+    plain colour field, which a filter that prefers plain brightness or colour rightly gets."""
     if not s.renders:
         return s.filters[0]
     r = s.renders[0]
-    return int(r.filters[int(np.argmax([np.std(np.asarray(d, np.float32)) for d in r.display]))])
+    return int(r.filters[int(np.argmax([detail(d) for d in r.display]))])
 
 
 def _filter_body(s: LayerSources, f: int, item: dict, base: str) -> str:

@@ -20,7 +20,7 @@ from PIL import Image
 
 from filterviz.cli import main
 from filterviz.errors import UserError
-from filterviz.gallery import discover, write_gallery
+from filterviz.gallery import detail, discover, write_gallery
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
@@ -189,12 +189,21 @@ def test_browser_walk(site, tmp_path):
                                                                "3-filter-conv1-2.png", "4-filter-conv3-0.png"]
 
 
+def test_detail_ranks_texture_over_colour_fields_over_flat():
+    y, x = np.mgrid[0:32, 0:32]
+    stripes = np.where((x // 2) % 2 == 0, 255, 0).astype(np.uint8)[..., None].repeat(3, axis=2)
+    fields = np.where(x < 16, 255, 0).astype(np.uint8)[..., None].repeat(3, axis=2)  # as much contrast, one edge
+    flat = np.full((32, 32, 3), 90, np.uint8)
+    assert detail(stripes) > 5 * detail(fields) > 0 == detail(flat)
+    assert np.std(stripes) == np.std(fields)  # the pixel spread cannot tell them apart
+
+
 def test_index_card_is_the_most_detailed_tile(results, site):
-    """A layer's card on the index is the tile of its first render with the largest pixel spread, not filter 0
-    (a flat tile, which a brightness-loving filter rightly gets, says nothing about the layer)."""
+    """A layer's card on the index is the tile of its first render with the most detail, not filter 0 (a flat
+    tile, which a brightness-loving filter rightly gets, says nothing about the layer)."""
     s = {(x.model, x.layer): x for x in discover(results)}["tiny", "conv1"]
     r = s.renders[0]
-    spreads = [float(np.std(np.asarray(d, np.float32))) for d in r.display]
+    spreads = [detail(d) for d in r.display]
     best = r.filters[int(np.argmax(spreads))]
     cards = re.findall(r'<img src="([^"]+)"[^>]*alt="conv1"', (site / "index.html").read_text())
     assert best != r.filters[0] and cards == [f"tiny/conv1/r0/f{best}.png"], (cards, spreads)
