@@ -22,6 +22,7 @@ from .ascent import ChunkOutput, LayerRenderer
 from .errors import UserError
 from .models import Extractor, LoadedModel, feature_extractor, load_model, warn_pending
 from .rescue import rescue_dead, rescue_failed
+from .wake import patch_size, wake_dead
 from .settings import DEFAULT_PRESET, PRESETS, RenderSettings, select_filters
 
 __all__ = ["RenderPlan", "LayerResult", "prepare_render", "render_plan", "render_layer", "fit_size"]
@@ -147,8 +148,9 @@ def render_plan(
     finished (with `part.filters` set), so a caller can keep them when the run is interrupted.
 
     Filters dead on their displayed picture, or beaten by a photo crop, are re-run once (filterviz.rescue) and
-    kept if that does better (`rescued`, `photo_start` in the metrics); `rescue=False` skips this (e.g. when
-    saving after Ctrl-C).
+    kept if that does better (`rescued`, `photo_start` in the metrics); those still dead get one unit's patch,
+    tiled, where it fires them (filterviz.wake, `woken`); `rescue=False` skips this (e.g. when saving after
+    Ctrl-C).
     """
     t0 = time.perf_counter()
     parts, renderer = _render_chunks(plan, done, on_chunk, quiet)
@@ -156,15 +158,15 @@ def render_plan(
     out, retried = _retry_nonfinite(renderer, plan, out)
     out, bad = _replace_nonfinite(plan, out)
     display, quality = _measure(plan, out.images, plan.filters, renderer.chunk)
-    out, display, rescued, photo_start = _second_chances(plan, renderer, out, display, quality, rescue)
-    rows = _rows(plan.filters, quality, out, bad, retried, rescued, photo_start)
+    out, display, chances = _second_chances(plan, renderer, out, display, quality, rescue)
+    rows = _rows(plan.filters, quality, out, bad, retried, chances)
     labels = [int(i) for i in plan.filters] if plan.settings.labels else None
     flagged = quality["dead"] | (quality["photo_ratio"] < 1.0)  # honest grids: red numbers on the weak tiles
     shown = canvas.fade(display, out.extras["alpha"]) if plan.settings.show_alpha else display
     return LayerResult(
         plan.model.name, plan.layer, plan.filters, out.images, display,
         grid.tile(_shown(shown), labels=labels, flagged=None if plan.settings.negative else flagged,
-                  from_photo=photo_start),
+                  from_photo=chances["photo_start"]),
         quality["activation"], out.trace, rows, plan.settings, time.perf_counter() - t0, plan.model.input_range,
         precision=renderer.precision, transforms=renderer.transforms, preprocess=plan.model.preprocess,
         network_range=plan.model.network_range,
@@ -274,26 +276,32 @@ def _measure(plan: RenderPlan, images: np.ndarray, ids: np.ndarray, batch: int) 
 
 def _second_chances(
     plan: RenderPlan, renderer: LayerRenderer, out: ChunkOutput, display: np.ndarray, quality: dict, rescue: bool
-) -> tuple[ChunkOutput, np.ndarray, np.ndarray, np.ndarray]:
-    """filterviz.rescue: re-run the dead filters, then start the filters a photo crop still beats from that crop.
-    Not for negative pictures (meant to be dead) or when `rescue` is off. Returns the output, the display and the
-    masks of the filters rescued at all and of those started from a photo."""
+) -> tuple[ChunkOutput, np.ndarray, dict[str, np.ndarray]]:
+    """filterviz.rescue and filterviz.wake: re-run the dead filters, wake those still dead from one unit's tiled
+    patch, then start the filters a photo crop still beats from that crop. Not for negative pictures (meant to be
+    dead) or when `rescue` is off. Returns the output, the display and the masks of the filters rescued at all
+    (`rescued`), woken (`woken`) and started from a photo (`photo_start`)."""
     none = np.zeros(len(plan.filters), bool)
     if not rescue or plan.settings.negative:
-        return out, display, none, none
+        return out, display, {"rescued": none, "woken": none, "photo_start": none}
 
     def measure(images: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, dict]:
         return _measure(plan, images, ids, renderer.chunk)
 
     out, display, dead = rescue_dead(plan.filters, renderer, out, display, quality, measure)
+    if quality["dead"].any():
+        patch = patch_size(plan.model, plan.layer, plan.settings.size)
+        out, display, woken = wake_dead(plan.filters, renderer, patch, out, display, quality, measure)
+    else:
+        woken = none
     out, display, photo = rescue_failed(plan.filters, renderer, plan.photos, plan.post.model, out, display, quality,
                                         measure)
-    return out, display, dead | photo, photo
+    return out, display, {"rescued": dead | woken | photo, "woken": woken & ~photo, "photo_start": photo}
 
 
 def _rows(
-    filters: np.ndarray, quality: dict, out: ChunkOutput, bad: np.ndarray, retried: np.ndarray, rescued: np.ndarray,
-    photo_start: np.ndarray,
+    filters: np.ndarray, quality: dict, out: ChunkOutput, bad: np.ndarray, retried: np.ndarray,
+    chances: dict[str, np.ndarray],
 ) -> list[dict]:
     """One metrics row per filter, as stored in metrics.json."""
     return [
@@ -313,8 +321,9 @@ def _rows(
             "objective_end": float(out.scores[k]),
             "nonfinite": bool(bad[k]),
             "retried": bool(retried[k]),
-            "rescued": bool(rescued[k]),
-            "photo_start": bool(photo_start[k]),  # re-run from its best photo crop (filterviz.rescue)
+            "rescued": bool(chances["rescued"][k]),
+            "woken": bool(chances["woken"][k]),  # one unit's patch, tiled (filterviz.wake)
+            "photo_start": bool(chances["photo_start"][k]),  # re-run from its best photo crop (filterviz.rescue)
         }
         for k, f in enumerate(filters)
     ]

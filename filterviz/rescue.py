@@ -30,7 +30,7 @@ from .models import Extractor
 from .objectives import build_objective
 from .settings import RenderSettings
 
-__all__ = ["Measure", "rescue_dead", "rescue_failed"]
+__all__ = ["Measure", "merge", "rescue_dead", "rescue_failed"]
 
 Measure = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, dict]]
 
@@ -63,7 +63,7 @@ def rescue_dead(
     redo = rescuer.render(filters[dead])
     redo_display, redo_quality = measure(redo.images, filters[dead])
     better = redo_quality["activation"] > quality["activation"][dead]
-    return _merge(out, display, quality, dead, redo, redo_display, redo_quality, better)
+    return merge(out, display, quality, dead, redo, redo_display, redo_quality, better)
 
 
 def rescue_failed(
@@ -89,7 +89,7 @@ def rescue_failed(
         redo = climber(len(weak), step).render(filters[weak], starts=starts)
         redo_display, redo_quality = measure(redo.images, filters[weak])
         better = redo_quality["photo_ratio"] > quality["photo_ratio"][weak]
-        out, display, took = _merge(out, display, quality, weak, redo, redo_display, redo_quality, better)
+        out, display, took = merge(out, display, quality, weak, redo, redo_display, redo_quality, better)
         replaced |= took
     return out, display, replaced
 
@@ -121,7 +121,7 @@ def _climber(s: RenderSettings, renderer: LayerRenderer, model) -> Callable[[int
         input_range=renderer.input_range, objective=objective, max_filters=n, photos=renderer.photos)
 
 
-def _merge(
+def merge(
     out: ChunkOutput, display: np.ndarray, quality: dict, rows: np.ndarray, redo: ChunkOutput,
     redo_display: np.ndarray, redo_quality: dict, better: np.ndarray,
 ) -> tuple[ChunkOutput, np.ndarray, np.ndarray]:

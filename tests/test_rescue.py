@@ -77,11 +77,12 @@ def test_tile_labels_say_how_each_picture_was_made():
 def test_summary_line_names_each_kind_of_weak_filter():
     from filterviz.cli.layer import weak_filters
 
-    def row(f, dead=False, failed=False, best=1.0, photo=False):
-        return {"filter": f, "dead": dead, "failed": failed, "photo_best": best, "photo_start": photo}
+    def row(f, dead=False, failed=False, best=1.0, photo=False, woken=False):
+        return {"filter": f, "dead": dead, "failed": failed, "photo_best": best, "photo_start": photo, "woken": woken}
 
     text = weak_filters([row(0), row(1, dead=True, failed=True), row(2, dead=True, best=0.0),
-                         row(3, failed=True), row(4, photo=True)])
+                         row(3, failed=True), row(4, photo=True), row(5, best=0.0, woken=True)])
     assert text == (", 2 dead (1, 2) of which 1 no photo crop fires either (2), 1 below the best photo crop (3), "
-                    "1 grown from their best photo crop (4; blue numbers in the grid); red numbers in the grid")
+                    "1 grown from their best photo crop (4; blue numbers in the grid), 1 woken from one unit's "
+                    "tiled patch (5); red numbers in the grid")
     assert weak_filters([row(0), row(1)]) == ", 0 dead"

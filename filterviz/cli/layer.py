@@ -108,6 +108,9 @@ def weak_filters(rows: list[dict]) -> str:
     started = [r["filter"] for r in rows if r.get("photo_start")]
     if started:  # honest: these did not grow from noise
         text += f", {len(started)} grown from their best photo crop ({named(started)}; blue numbers in the grid)"
+    woken = [r["filter"] for r in rows if r.get("woken")]
+    if woken:  # honest: a pixel-level pattern one unit fires on, tiled; it does not survive a shift
+        text += f", {len(woken)} woken from one unit's tiled patch ({named(woken)})"
     return text + ("; red numbers in the grid" if dead or beaten else "")
 
 
