@@ -29,9 +29,12 @@ from .receptive import receptive_field
 from .rescue import Measure, merge
 from .settings import SCHEMA, RenderSettings
 
-__all__ = ["STEPS", "LR", "patch_size", "tile", "wake_dead"]
+__all__ = ["STEPS", "LONG_STEPS", "LR", "patch_size", "searches", "tile", "wake_dead"]
 
-STEPS = 150  # Adam steps of the unit's search (the units above fire within 50-100)
+STEPS = 150  # Adam steps of the first search (vgg16-hed's units above fire within 50-100)
+# the second search, for units still dead: the compute of LONG_STEPS steps on a LONG_SIDE-pixel patch (mtcnn's ONet
+# conv2 filter 1, whose kernel's norm is 2% of its neighbours', first fires after about 1,060 steps)
+LONG_STEPS, LONG_SIDE = 2000, 48
 LR = 0.01  # Adam's step in unit space: 2.5 grey levels
 
 
@@ -60,11 +63,19 @@ def tile(patches: np.ndarray, size: int) -> np.ndarray:
     return np.tile(patches, (1, reps, reps, 1))[:, :size, :size]
 
 
-def _finder(renderer: LayerRenderer, patch: int, n: int) -> LayerRenderer:
-    """The loop that climbs each filter's centre unit on a patch: raw pixels, Adam, no transforms (the unit is
-    searched where it is, whatever a shift does to it), float32."""
+def searches(patch: int) -> tuple[int, ...]:
+    """The steps of each search on a `patch`-pixel canvas: a short one, then, for the units still dead, a long
+    one of a fixed compute (fewer steps on a larger patch), where that is longer."""
+    long = int(min(LONG_STEPS, LONG_STEPS * (LONG_SIDE / patch) ** 2))
+    return (STEPS, long) if long > STEPS else (STEPS,)
+
+
+def _finder(renderer: LayerRenderer, patch: int, n: int, steps: int) -> LayerRenderer:
+    """The loop that climbs each filter's centre unit on a patch: raw pixels kept in range, Adam, no transforms
+    (the unit is searched where it is, whatever a shift does to it), float32."""
     s = renderer.settings
-    settings = RenderSettings(size=patch, steps=STEPS, param="pixel", optimizer="adam", lr=LR, seed=s.seed)
+    settings = RenderSettings(size=patch, steps=steps, param="pixel", optimizer="adam", lr=LR, seed=s.seed,
+                              display="range")  # raw pixels kept in range as they climb: the picture is the search
     return LayerRenderer(renderer.extractor, settings, channels=renderer.param.channels,
                          input_range=renderer.input_range, objective=neuron(), max_filters=n)
 
@@ -73,18 +84,24 @@ def wake_dead(
     filters: np.ndarray, renderer: LayerRenderer, patch: int, out: ChunkOutput, display: np.ndarray, quality: dict,
     measure: Measure,
 ) -> tuple[ChunkOutput, np.ndarray, np.ndarray]:
-    """Give each filter still dead the tiled patch its centre unit climbed (see the module), where that fires it.
+    """Give each filter still dead the tiled patch its centre unit climbed (see the module), where that fires it;
+    a second, longer search for those the first leaves dead (`searches`).
     Not for renders from the user's image, with several pictures per filter or spread over several devices, nor
     for layers without a feature map. `measure(images, filters)` -> (display, quality), as for filterviz.rescue.
     Returns the output, the display and a mask of the filters woken; `quality` is updated in place."""
     s = renderer.settings
-    dead = np.flatnonzero(quality["dead"])
     woken = np.zeros(len(filters), bool)
     spatial = len(renderer.extractor.model.outputs[0].shape) == 4
-    if not len(dead) or not spatial or s.init or s.diversity > 1 or renderer.strategy is not None:
+    if not spatial or s.init or s.diversity > 1 or renderer.strategy is not None:
         return out, display, woken
-    found = _finder(renderer, patch, len(dead)).render(filters[dead])
-    tiled = ChunkOutput(tile(found.images, s.size), found.scores, found.trace, found.nonfinite, found.filters)
-    redo_display, redo_quality = measure(tiled.images, filters[dead])
-    fires = ~np.asarray(redo_quality["dead"], bool)
-    return merge(out, display, quality, dead, tiled, redo_display, redo_quality, fires)
+    for steps in searches(patch):
+        dead = np.flatnonzero(quality["dead"])
+        if not len(dead):
+            break
+        found = _finder(renderer, patch, len(dead), steps).render(filters[dead])
+        tiled = ChunkOutput(tile(found.images, s.size), found.scores, found.trace, found.nonfinite, found.filters)
+        redo_display, redo_quality = measure(tiled.images, filters[dead])
+        fires = ~np.asarray(redo_quality["dead"], bool)
+        out, display, took = merge(out, display, quality, dead, tiled, redo_display, redo_quality, fires)
+        woken |= took
+    return out, display, woken
