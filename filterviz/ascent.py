@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import tensorflow as tf
+from .quiet import tf
 
 from . import canvas, metrics, objectives, transforms
 from .chunks import ChunkOutput

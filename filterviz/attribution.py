@@ -32,9 +32,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import keras
+from .quiet import keras
 import numpy as np
-import tensorflow as tf
+from .quiet import tf
 
 from .errors import UserError, suggest
 from .models import LoadedModel, compose_front

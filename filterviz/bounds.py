@@ -16,9 +16,9 @@ visualization does), while `upper > 0` proves nothing.
 
 from __future__ import annotations
 
-import keras
+from .quiet import keras
 import numpy as np
-import tensorflow as tf
+from .quiet import tf
 
 __all__ = ["output_bounds", "provably_dead"]
 

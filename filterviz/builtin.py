@@ -7,7 +7,7 @@ import contextlib
 import os
 import socket
 
-import keras
+from .quiet import keras
 import numpy as np
 
 from .errors import UserError

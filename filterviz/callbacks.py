@@ -20,7 +20,7 @@ import io
 import os
 from pathlib import Path
 
-import keras
+from .quiet import keras
 import numpy as np
 
 from . import files, grid

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
+from .quiet import tf
 
 from . import metrics, params
 from .errors import UserError

@@ -30,7 +30,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import keras
+from .quiet import keras
 import numpy as np
 
 __all__ = [

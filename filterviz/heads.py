@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import keras
+from .quiet import keras
 
 from .graphs import layer_calls
 

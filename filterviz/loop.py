@@ -14,7 +14,7 @@ import contextlib
 import functools
 from collections.abc import Callable
 
-import tensorflow as tf
+from .quiet import tf
 
 from . import canvas, objectives
 from .heads import ChannelHead

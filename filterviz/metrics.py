@@ -27,9 +27,9 @@ from __future__ import annotations
 import importlib.util
 import os
 
-import keras
+from .quiet import keras
 import numpy as np
-import tensorflow as tf
+from .quiet import tf
 
 from . import objectives, params, transforms
 from .models import Extractor

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import keras
+from .quiet import keras
 import numpy as np
 
 from .builtin import application, application_names, hed_vgg16, model_names

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import tensorflow as tf
+from .quiet import tf
 
 from .settings import RenderSettings
 

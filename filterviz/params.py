@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import tensorflow as tf
+from .quiet import tf
 
 __all__ = ["Parameterization", "pixel", "fourier", "maco", "natural_magnitude", "COLOR_CORRELATION_SVD_SQRT"]
 

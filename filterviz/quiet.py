@@ -1,7 +1,9 @@
 """Start TensorFlow without its C++ start-up log lines (CUDA probes, CPU feature notes) on the terminal.
 
 `import filterviz` imports no TensorFlow; the first public name that needs it (filterviz.render_layer, ...) starts
-it here, once, with file descriptor 2 pointed at /dev/null meanwhile. Python errors still surface normally, and
+it here, once, with file descriptor 2 pointed at /dev/null meanwhile. The modules that need TensorFlow or Keras
+take them from here (`from .quiet import tf, keras`), so importing one of them directly
+(`from filterviz.attribution import attribute`) is as quiet. Python errors still surface normally, and
 FILTERVIZ_TF_LOGS=1 shows the lines. Retracing warnings are avoided by construction (see
 loop.replicated), not filtered.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["start_tensorflow"]
+__all__ = ["start_tensorflow"]  # and `tf`, `keras` (module __getattr__)
 
 
 def start_tensorflow() -> None:
@@ -34,3 +36,13 @@ def start_tensorflow() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def __getattr__(name: str):
+    """`tf` and `keras`: the modules, TensorFlow started quietly first (PEP 562: on first use of the name)."""
+    if name not in ("tf", "keras"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    start_tensorflow()
+    import importlib
+
+    return importlib.import_module("tensorflow" if name == "tf" else "keras")

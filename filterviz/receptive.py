@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import keras
+from .quiet import keras
 import numpy as np
 
 from .errors import UserError, suggest

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
+from .quiet import tf
 
 from . import canvas, grid, metrics, objectives
 from .ascent import ChunkOutput, LayerRenderer

@@ -12,7 +12,7 @@ import contextlib
 import functools
 from collections.abc import Callable
 
-import keras
+from .quiet import keras
 
 from .errors import UserError
 from .graphs import links, onednn_max_pool, onednn_max_pool_available

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import tensorflow as tf
+from .quiet import tf
 
 __all__ = ["Transform", "pad", "jitter", "roll", "random_scale", "random_rotate", "compose", "standard", "wide",
            "texture", "lucid", "named"]

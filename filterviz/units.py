@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import keras
+from .quiet import keras
 
 from .errors import UserError, suggest
 from .graphs import call_inputs, is_graph_model, layer_calls, links

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-import tensorflow as tf
+from .quiet import tf
 
 __all__ = ["learning_rate", "ascend"]
 

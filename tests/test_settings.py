@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import subprocess
 import sys
 
@@ -54,6 +55,15 @@ def test_importing_settings_and_config_starts_no_tensorflow():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_importing_a_tensorflow_module_directly_is_quiet():
+    """`from filterviz.attribution import ...` (as docs/api.md writes it) starts TensorFlow without its C++
+    start-up lines (CUDA probes, CPU feature notes), like `import filterviz` and its public names."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "FILTERVIZ_TF_LOGS")}
+    code = "from filterviz.attribution import attribute; from filterviz.callbacks import FilterSnapshots"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
 
 
 def test_field_names_order_and_defaults_are_stable():
