@@ -86,13 +86,14 @@ def wake_dead(
 ) -> tuple[ChunkOutput, np.ndarray, np.ndarray]:
     """Give each filter still dead the tiled patch its centre unit climbed (see the module), where that fires it;
     a second, longer search for those the first leaves dead (`searches`).
-    Not for renders from the user's image, with several pictures per filter or spread over several devices, nor
-    for layers without a feature map. `measure(images, filters)` -> (display, quality), as for filterviz.rescue.
+    Not for renders with the caller's own objective, from the user's image, with several pictures per filter or
+    spread over several devices, nor for layers without a feature map. `measure(images, filters)` -> (display, quality), as for filterviz.rescue.
     Returns the output, the display and a mask of the filters woken; `quality` is updated in place."""
     s = renderer.settings
     woken = np.zeros(len(filters), bool)
     spatial = len(renderer.extractor.model.outputs[0].shape) == 4
-    if not spatial or s.init or s.diversity > 1 or renderer.strategy is not None:
+    own = renderer.default_objective  # a caller's objective is never swapped (nor by filterviz.rescue)
+    if not (spatial and own) or s.init or s.diversity > 1 or renderer.strategy is not None:
         return out, display, woken
     for steps in searches(patch):
         dead = np.flatnonzero(quality["dead"])
