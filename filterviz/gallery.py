@@ -4,7 +4,8 @@ with no server, makes no network request, and reads on a phone (viewport meta, C
 
 Discovery under the source folder (default `outputs/`):
 - a render: a folder holding metrics.json and images.npz (`filterviz layer`, sweep jobs); its name is
-  metrics.json's `preset` where there is one, else `param/optimizer` from its settings;
+  metrics.json's `preset` where there is one, else `param/optimizer` from its settings; a layer's renders of the
+  default preset come first (its tiles and index card are the first render's);
 - dataset examples: a folder holding examples.json and examples.npz (`filterviz examples`);
 - kernels: a folder holding kernels.npz (`filterviz kernels`), named by a render beside it or by its path
   `<model>/<layer>/`.
@@ -30,9 +31,9 @@ import numpy as np
 from .errors import UserError
 from .files import read_json, safe_name
 from .kernels import kernel_tiles
-from .settings import PRESETS
+from .settings import DEFAULT_PRESET, PRESETS
 
-__all__ = ["LayerSources", "detail", "discover", "write_gallery"]
+__all__ = ["LayerSources", "default_first", "detail", "discover", "write_gallery"]
 
 MARKER = ".filterviz-gallery"
 _CSS = """
@@ -136,7 +137,14 @@ def discover(source: str | os.PathLike) -> list[LayerSources]:
     found = [s for s in layers.values() if s.filters]
     for s in found:
         _name_renders(s, root)
+        s.renders = default_first(s.renders)
     return sorted(found, key=lambda s: (s.model, _natural(s.layer)))
+
+
+def default_first(renders: list[Render]) -> list[Render]:
+    """The renders of the default preset (the best pictures) first, the others after them in folder order: the
+    first render gives a layer's tiles and its index card, which should not be a quick look's noise."""
+    return sorted(renders, key=lambda r: r.name.split(" (")[0] != DEFAULT_PRESET)
 
 
 def _name_renders(sources: LayerSources, root: Path) -> None:

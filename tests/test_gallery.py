@@ -20,7 +20,7 @@ from PIL import Image
 
 from filterviz.cli import main
 from filterviz.errors import UserError
-from filterviz.gallery import detail, discover, write_gallery
+from filterviz.gallery import Render, default_first, detail, discover, write_gallery
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
@@ -196,6 +196,17 @@ def test_detail_ranks_texture_over_colour_fields_over_flat():
     flat = np.full((32, 32, 3), 90, np.uint8)
     assert detail(stripes) > 5 * detail(fields) > 0 == detail(flat)
     assert np.std(stripes) == np.std(fields)  # the pixel spread cannot tell them apart
+
+
+def test_default_preset_renders_come_first():
+    """A sweep over presets writes `fast` before `quality` (folder order); the layer's tiles and card come from
+    the first render, so the default preset's (the best pictures) goes first, the others keep their order."""
+    def render(name: str) -> Render:
+        return Render(Path(name), name, np.zeros((1, 4, 4, 3), np.uint8), [0], {})
+
+    names = [r.name for r in default_first([render("fast"), render("fourier/adam"), render("quality (b)"),
+                                             render("lucid"), render("quality")])]
+    assert names == ["quality (b)", "quality", "fast", "fourier/adam", "lucid"]
 
 
 def test_index_card_is_the_most_detailed_tile(results, site):
