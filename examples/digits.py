@@ -18,11 +18,11 @@ from pathlib import Path
 
 
 def main(path: str = "digits.keras") -> None:
-    import keras
     import numpy as np
-    import tensorflow as tf
     from PIL import Image
     from sklearn.datasets import load_digits
+
+    from filterviz.quiet import keras, tf  # TensorFlow without its start-up log lines
 
     keras.utils.set_random_seed(0)
     d = load_digits()
