@@ -60,6 +60,7 @@ def _label(text: str, scale: int) -> np.ndarray:
 
 FLAG_RGB = (220, 0, 0)  # the label box of a flagged tile (dead, or beaten by a photo): white digits on red
 PHOTO_RGB = (0, 80, 200)  # the label box of a picture grown from a photo crop (filterviz.rescue): white on blue
+PATCH_RGB = (130, 0, 170)  # the label box of a unit's tiled patch (filterviz.wake): white on purple
 
 
 def tile(
@@ -70,12 +71,13 @@ def tile(
     background: int = 255,
     flagged: Sequence[bool] | None = None,
     from_photo: Sequence[bool] | None = None,
+    woken: Sequence[bool] | None = None,
 ) -> np.ndarray:
     """Tile uint8 images [N,H,W,C] into one picture of rows x cols with `margin` pixels between tiles.
 
     With `labels`, each tile's number is drawn in a small box at its top-left corner: black on white; white on
     red (on black for grey pictures) where `flagged`; else white on blue (on mid-grey for grey pictures) where
-    `from_photo`. A label never covers more than a sixteenth of its tile; where it would, it is left out (use
+    `from_photo`, or on purple (dark grey) where `woken`. A label never covers more than a sixteenth of its tile; where it would, it is left out (use
     `tile_with_headers` for small tiles).
     """
     images = np.asarray(images)
@@ -92,17 +94,19 @@ def tile(
         out[y : y + h, x : x + w] = images[i]
         if labels is not None:
             style = ("flag" if flagged is not None and flagged[i] else
-                     "photo" if from_photo is not None and from_photo[i] else "plain")
+                     "photo" if from_photo is not None and from_photo[i] else
+                     "patch" if woken is not None and woken[i] else "plain")
             _draw_label(out[y : y + h, x : x + w], str(labels[i]), scale, style)
     return out
 
 
-_BOXES = {"flag": (FLAG_RGB, 0), "photo": (PHOTO_RGB, 100), "plain": ((255, 255, 255), 255)}  # (RGB, grey) box
+_BOXES = {"flag": (FLAG_RGB, 0), "photo": (PHOTO_RGB, 100), "patch": (PATCH_RGB, 50),
+          "plain": ((255, 255, 255), 255)}  # (RGB, grey) box
 
 
 def _draw_label(tile_view: np.ndarray, text: str, scale: int, style: str = "plain") -> None:
     """Draw `text` in a box at the tile's top-left corner, in place, if the box covers at most 1/16 of the tile:
-    black on white (`plain`), or white on the box colour of `flag` or `photo`."""
+    black on white (`plain`), or white on the box colour of `flag`, `photo` or `patch`."""
     h, w, c = tile_view.shape
     mask = _label(text, scale)
     mh, mw = mask.shape

@@ -166,7 +166,7 @@ def render_plan(
     return LayerResult(
         plan.model.name, plan.layer, plan.filters, out.images, display,
         grid.tile(_shown(shown), labels=labels, flagged=None if plan.settings.negative else flagged,
-                  from_photo=chances["photo_start"]),
+                  from_photo=chances["photo_start"], woken=chances["woken"]),
         quality["activation"], out.trace, rows, plan.settings, time.perf_counter() - t0, plan.model.input_range,
         precision=renderer.precision, transforms=renderer.transforms, preprocess=plan.model.preprocess,
         network_range=plan.model.network_range,

@@ -59,7 +59,7 @@ def test_best_crops_are_the_best(tiny_cnn):
 
 def test_tile_labels_say_how_each_picture_was_made():
     """White box: grown from noise; red: flagged (dead or beaten by a photo); blue: grown from a photo crop
-    (red wins); grey pictures get black and mid-grey boxes."""
+    (red wins); purple: a unit's tiled patch; grey pictures get black, mid-grey and dark grey boxes."""
     from filterviz import grid
 
     pics = np.full((3, 64, 64, 3), 128, np.uint8)
@@ -69,9 +69,14 @@ def test_tile_labels_say_how_each_picture_was_made():
     assert out[0, 64].tolist() == list(grid.FLAG_RGB) and out[0, 128].tolist() == list(grid.FLAG_RGB)
     out = grid.tile(pics, cols=3, margin=0, labels=[0, 1, 2], from_photo=[False, True, False])
     assert out[0, 64].tolist() == list(grid.PHOTO_RGB) and out[0, 128].tolist() == [255, 255, 255]
+    out = grid.tile(pics, cols=3, margin=0, labels=[0, 1, 2], from_photo=[False, True, False],
+                    woken=[False, False, True])
+    assert out[0, 64].tolist() == list(grid.PHOTO_RGB) and out[0, 128].tolist() == list(grid.PATCH_RGB)
     grey = grid.tile(pics[..., :1], cols=3, margin=0, labels=[0, 1, 2], flagged=[False, True, False],
                      from_photo=[False, False, True])
     assert grey[0, 0, 0] == 255 and grey[0, 64, 0] == 0 and grey[0, 128, 0] == 100
+    grey = grid.tile(pics[..., :1], cols=3, margin=0, labels=[0, 1, 2], woken=[False, True, False])
+    assert grey[0, 64, 0] == 50
 
 
 def test_summary_line_names_each_kind_of_weak_filter():
@@ -84,5 +89,5 @@ def test_summary_line_names_each_kind_of_weak_filter():
                          row(3, failed=True), row(4, photo=True), row(5, best=0.0, woken=True)])
     assert text == (", 2 dead (1, 2) of which 1 no photo crop fires either (2), 1 below the best photo crop (3), "
                     "1 grown from their best photo crop (4; blue numbers in the grid), 1 woken from one unit's "
-                    "tiled patch (5); red numbers in the grid")
+                    "tiled patch (5; purple numbers in the grid); red numbers in the grid")
     assert weak_filters([row(0), row(1)]) == ", 0 dead"

@@ -65,6 +65,9 @@ def test_a_unit_only_a_pattern_fires_is_woken():
     res = render_plan(plan)
     row = res.metrics[0]
     assert not row["dead"] and row["woken"] and row["rescued"] and row["activation"] > 0
+    from filterviz import grid
+
+    assert res.grid[2, 2].tolist() == list(grid.PATCH_RGB)  # its label box is purple (the tile's top-left corner)
     assert not res.metrics[1]["woken"]
     p = patch_size(plan.model, "pattern", 32)
     picture = res.images[0]

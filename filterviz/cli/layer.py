@@ -110,7 +110,7 @@ def weak_filters(rows: list[dict]) -> str:
         text += f", {len(started)} grown from their best photo crop ({named(started)}; blue numbers in the grid)"
     woken = [r["filter"] for r in rows if r.get("woken")]
     if woken:  # honest: a pixel-level pattern one unit fires on, tiled; it does not survive a shift
-        text += f", {len(woken)} woken from one unit's tiled patch ({named(woken)})"
+        text += f", {len(woken)} woken from one unit's tiled patch ({named(woken)}; purple numbers in the grid)"
     return text + ("; red numbers in the grid" if dead or beaten else "")
 
 
