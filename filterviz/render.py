@@ -22,7 +22,7 @@ from .ascent import ChunkOutput, LayerRenderer
 from .errors import UserError
 from .models import Extractor, LoadedModel, feature_extractor, load_model, warn_pending
 from .rescue import rescue_dead, rescue_failed
-from .wake import patch_size, wake_dead
+from .wake import patch_geometry, wake_dead
 from .settings import DEFAULT_PRESET, PRESETS, RenderSettings, select_filters
 
 __all__ = ["RenderPlan", "LayerResult", "prepare_render", "render_plan", "render_layer", "fit_size"]
@@ -290,7 +290,7 @@ def _second_chances(
 
     out, display, dead = rescue_dead(plan.filters, renderer, out, display, quality, measure)
     if quality["dead"].any():
-        patch = patch_size(plan.model, plan.layer, plan.settings.size)
+        patch = patch_geometry(plan.model, plan.layer, plan.settings.size)
         out, display, woken = wake_dead(plan.filters, renderer, patch, out, display, quality, measure)
     else:
         woken = none

@@ -9,14 +9,16 @@ a hundred or so steps and at a second of cost.
 
 The patch is then tiled over the picture. Its side is a multiple of the layer's stride, so that every unit one
 period away from the centre sees exactly the patch the centre unit saw: the picture fires the filter at one
-place in every period (more where the shifted copies fire too). Such a picture is what the unit responds to, not
-a texture that survives shifts: these units lose it under a one-pixel shift (their robustness is near 0), and
-the metrics row says `woken`.
+place in every period (more where the shifted copies fire too). A model that takes one input size only is
+searched on the whole picture, and the window of one period around the centre unit's receptive field is tiled in
+place. Such a picture is what the unit responds to, not a texture that survives shifts: these units lose it under
+a one-pixel shift (their robustness is near 0), and the metrics row says `woken`.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,7 +31,7 @@ from .receptive import receptive_field
 from .rescue import Measure, merge
 from .settings import SCHEMA, RenderSettings
 
-__all__ = ["STEPS", "LONG_STEPS", "LR", "patch_size", "searches", "tile", "wake_dead"]
+__all__ = ["STEPS", "LONG_STEPS", "LR", "Patch", "patch_geometry", "searches", "tile", "wake_dead"]
 
 STEPS = 150  # Adam steps of the first search (vgg16-hed's units above fire within 50-100)
 # the second search, for units still dead: the compute of LONG_STEPS steps on a LONG_SIDE-pixel patch (mtcnn's ONet
@@ -38,50 +40,69 @@ LONG_STEPS, LONG_SIDE = 2000, 48
 LR = 0.01  # Adam's step in unit space: 2.5 grey levels
 
 
-def patch_size(model: LoadedModel, layer: str, size: int) -> int:
-    """The side of the canvas a unit is searched on: its receptive field and one stride on each side, rounded up
-    to a multiple of every stride on the way to `layer` (so that the tiles repeat in step with the map), at least
-    8 and at most `size`. The whole canvas where the model takes one size only, the unit sees all of it, or the layer has no
-    plain geometry (a nested address)."""
-    if model.fixed_size is not None:
-        return size
+@dataclass(frozen=True)
+class Patch:
+    """Where a unit is searched and how its picture repeats: the search canvas is `search` pixels square; the
+    `period` x `period` window at (`top`, `left`) of it, which holds the centre unit's whole receptive field, is
+    tiled over the picture in place (so the picture equals the search canvas inside the window)."""
+
+    search: int
+    period: int
+    top: int = 0
+    left: int = 0
+
+
+def patch_geometry(model: LoadedModel, layer: str, size: int) -> Patch:
+    """The centre unit's receptive field and one stride on each side, rounded up to a multiple of every stride on
+    the way to `layer` (so that the tiles repeat in step with the map), at least 8 and at most `size`: the period.
+    The search canvas is one period, or the whole picture where the model takes one size only. No tiling (a
+    period of `size`) where the unit sees the whole picture or the layer has no plain geometry (a nested
+    address)."""
+    search = size if model.fixed_size is not None else None
     try:
         field = receptive_field(model, layer, size)
     except UserError:
-        return size
+        return Patch(size, size)
     if field.whole:
-        return size
+        return Patch(size, size)
     jump = math.lcm(*(int(j) for j, _, _ in field.rows + field.cols))
     side = max(max(field.size) + 2 * jump, int(SCHEMA["size"].min))  # the smallest picture
-    return min(size, -(-side // jump) * jump)
+    period = min(size, -(-side // jump) * jump)
+    if search is None:
+        return Patch(period, period)
+    h, w = field.map_size
+    top, left, bottom, right = field.box(h // 2, w // 2)  # the unit neuron() climbs
+    start = lambda lo, hi: int(np.clip(lo - (period - (hi - lo)) // 2, 0, size - period))  # noqa: E731
+    return Patch(size, period, start(top, bottom), start(left, right))
 
 
-def tile(patches: np.ndarray, size: int) -> np.ndarray:
-    """[N, p, p, C] patches repeated from the top-left corner to [N, size, size, C]."""
-    p = patches.shape[1]
-    reps = -(-size // p)
-    return np.tile(patches, (1, reps, reps, 1))[:, :size, :size]
+def tile(canvases: np.ndarray, patch: Patch, size: int) -> np.ndarray:
+    """[N, search, search, C] canvases -> [N, size, size, C]: each one's window (`patch`) repeated in place."""
+    p = patch.period
+    rows = patch.top + (np.arange(size) - patch.top) % p
+    cols = patch.left + (np.arange(size) - patch.left) % p
+    return canvases[:, rows][:, :, cols]
 
 
-def searches(patch: int) -> tuple[int, ...]:
-    """The steps of each search on a `patch`-pixel canvas: a short one, then, for the units still dead, a long
-    one of a fixed compute (fewer steps on a larger patch), where that is longer."""
-    long = int(min(LONG_STEPS, LONG_STEPS * (LONG_SIDE / patch) ** 2))
+def searches(side: int) -> tuple[int, ...]:
+    """The steps of each search on a `side`-pixel canvas: a short one, then, for the units still dead, a long
+    one of a fixed compute (fewer steps on a larger canvas), where that is longer."""
+    long = int(min(LONG_STEPS, LONG_STEPS * (LONG_SIDE / side) ** 2))
     return (STEPS, long) if long > STEPS else (STEPS,)
 
 
-def _finder(renderer: LayerRenderer, patch: int, n: int, steps: int) -> LayerRenderer:
+def _finder(renderer: LayerRenderer, side: int, n: int, steps: int) -> LayerRenderer:
     """The loop that climbs each filter's centre unit on a patch: raw pixels kept in range, Adam, no transforms
     (the unit is searched where it is, whatever a shift does to it), float32."""
     s = renderer.settings
-    settings = RenderSettings(size=patch, steps=steps, param="pixel", optimizer="adam", lr=LR, seed=s.seed,
+    settings = RenderSettings(size=side, steps=steps, param="pixel", optimizer="adam", lr=LR, seed=s.seed,
                               display="range")  # raw pixels kept in range as they climb: the picture is the search
     return LayerRenderer(renderer.extractor, settings, channels=renderer.param.channels,
                          input_range=renderer.input_range, objective=neuron(), max_filters=n)
 
 
 def wake_dead(
-    filters: np.ndarray, renderer: LayerRenderer, patch: int, out: ChunkOutput, display: np.ndarray, quality: dict,
+    filters: np.ndarray, renderer: LayerRenderer, patch: Patch, out: ChunkOutput, display: np.ndarray, quality: dict,
     measure: Measure,
 ) -> tuple[ChunkOutput, np.ndarray, np.ndarray]:
     """Give each filter still dead the tiled patch its centre unit climbed (see the module), where that fires it;
@@ -95,12 +116,13 @@ def wake_dead(
     own = renderer.default_objective  # a caller's objective is never swapped (nor by filterviz.rescue)
     if not (spatial and own) or s.init or s.diversity > 1 or renderer.strategy is not None:
         return out, display, woken
-    for steps in searches(patch):
+    for steps in searches(patch.search):
         dead = np.flatnonzero(quality["dead"])
         if not len(dead):
             break
-        found = _finder(renderer, patch, len(dead), steps).render(filters[dead])
-        tiled = ChunkOutput(tile(found.images, s.size), found.scores, found.trace, found.nonfinite, found.filters)
+        found = _finder(renderer, patch.search, len(dead), steps).render(filters[dead])
+        tiled = ChunkOutput(tile(found.images, patch, s.size), found.scores, found.trace, found.nonfinite,
+                            found.filters)
         redo_display, redo_quality = measure(tiled.images, filters[dead])
         fires = ~np.asarray(redo_quality["dead"], bool)
         out, display, took = merge(out, display, quality, dead, tiled, redo_display, redo_quality, fires)

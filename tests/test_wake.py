@@ -4,41 +4,63 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 
 from filterviz.models import feature_extractor, load_model
 from filterviz.render import prepare_render, render_plan
 from filterviz.settings import RenderSettings
-from filterviz.wake import patch_size, tile
+from filterviz.wake import Patch, patch_geometry, tile
 
 # one step from a random start: a unit that needs a precise pattern stays dead
 BARELY = RenderSettings(size=32, steps=1, optimizer="adam", lr=0.001, display="range", seed=3)
 
 
 def test_patch_is_the_receptive_field_and_a_stride_each_side(tiny_cnn):
-    """tiny_cnn: conv1 sees 3 pixels (stride 1): 3 + 2 = 5, raised to the smallest picture, 8; conv3 (after a 2x2 pool) sees 10 at stride 2:
-    10 + 4 = 14; never more than the picture; a model of one input size searches the whole picture."""
+    """tiny_cnn: conv1 sees 3 pixels (stride 1): 3 + 2 = 5, raised to the smallest picture, 8; conv3 (after a 2x2
+    pool) sees 10 at stride 2: 10 + 4 = 14; never more than the picture. Searched on one period."""
     lm = load_model(tiny_cnn)
-    assert patch_size(lm, "conv1", 64) == 8
-    assert patch_size(lm, "conv3", 64) == 14
-    assert patch_size(lm, "conv3", 12) == 12
-    inp = keras.Input((24, 24, 3))
-    fixed = keras.Model(inp, keras.layers.Conv2D(2, 3, name="c")(inp))
-    assert patch_size(load_model(fixed), "c", 24) == 24
+    assert patch_geometry(lm, "conv1", 64) == Patch(8, 8)
+    assert patch_geometry(lm, "conv3", 64) == Patch(14, 14)
+    assert patch_geometry(lm, "conv3", 12) == Patch(12, 12)
 
 
-def test_tiles_repeat_the_centre_units_view(tiny_cnn):
-    """Every unit a whole number of periods from the patch's centre unit sees exactly what it saw: the same
-    value (the patch side is a multiple of the stride and holds the unit's whole receptive field)."""
-    lm = load_model(tiny_cnn)
-    model = feature_extractor(lm, "conv3").model
-    p = patch_size(lm, "conv3", 64)
-    patch = np.random.default_rng(0).uniform(0, 255, (1, p, p, 3)).astype("float32")
-    centre = model(patch).numpy()[0, p // 4, p // 4]  # the map is p/2 wide; neuron() takes its (h//2, w//2)
-    tiled = model(tile(patch, 4 * p)).numpy()[0]
-    step = p // 2  # one period in map units
-    for i in (1, 2):
-        for j in (1, 2):
-            np.testing.assert_allclose(tiled[p // 4 + i * step, p // 4 + j * step], centre, rtol=1e-4, atol=1e-3)
+def _fixed_size(side: int = 24) -> keras.Model:
+    inp = keras.Input((side, side, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="a")(inp)
+    x = keras.layers.MaxPooling2D(2)(x)
+    return keras.Model(inp, keras.layers.Conv2D(3, 3, padding="same", name="c")(x), name="fixed")
+
+
+def test_a_model_of_one_size_is_searched_whole_and_tiled_around_its_centre_unit():
+    """The model takes 24x24 only: the search canvas is the picture; the period (8 + 4 = 12) is cut around the
+    centre unit's receptive field (map 12x12, unit (6, 6): pool cells 5-7, conv a 10-15, pixels 9-16 -> window
+    7-18), so the picture equals the canvas there and repeats it every 12 pixels."""
+    patch = patch_geometry(load_model(_fixed_size()), "c", 24)
+    assert patch == Patch(24, 12, 7, 7)
+    canvas = np.arange(24 * 24, dtype="float32").reshape(1, 24, 24, 1)
+    picture = tile(canvas, patch, 24)
+    np.testing.assert_array_equal(picture[0, 7:19, 7:19], canvas[0, 7:19, 7:19])
+    np.testing.assert_array_equal(picture[0, :7], picture[0, 12:19])
+    np.testing.assert_array_equal(picture[0, 19:], picture[0, 7:12])
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_tiles_repeat_the_centre_units_view(tiny_cnn, fixed):
+    """Every unit a whole number of periods from the centre unit sees exactly what it saw on the search canvas:
+    the same value (the period is a multiple of the stride, and its window holds the unit's whole receptive
+    field)."""
+    lm = load_model(_fixed_size(48) if fixed else tiny_cnn)
+    layer, size = ("c", 48) if fixed else ("conv3", 56)
+    model = feature_extractor(lm, layer).model
+    patch = patch_geometry(lm, layer, size)
+    canvas = np.random.default_rng(0).uniform(0, 255, (1, patch.search, patch.search, 3)).astype("float32")
+    searched = model(canvas).numpy()[0]
+    c = searched.shape[0] // 2  # neuron() climbs the map's (h//2, w//2)
+    tiled = model(tile(canvas, patch, size)).numpy()[0]
+    step = patch.period // 2  # one period in map units (stride 2)
+    for i in (-1, 1) if fixed else (1, 2):
+        for j in (-1, 1) if fixed else (1, 2):
+            np.testing.assert_allclose(tiled[c + i * step, c + j * step], searched[c, c], rtol=1e-4, atol=1e-3)
 
 
 def _pattern_unit() -> keras.Model:
@@ -69,7 +91,7 @@ def test_a_unit_only_a_pattern_fires_is_woken():
 
     assert res.grid[2, 2].tolist() == list(grid.PATCH_RGB)  # its label box is purple (the tile's top-left corner)
     assert not res.metrics[1]["woken"]
-    p = patch_size(plan.model, "pattern", 32)
+    p = patch_geometry(plan.model, "pattern", 32).period
     picture = res.images[0]
     np.testing.assert_array_equal(picture[p : 2 * p], picture[:p])
     np.testing.assert_array_equal(picture[:, p : 2 * p], picture[:, :p])
