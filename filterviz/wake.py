@@ -7,12 +7,12 @@ and the dead-filter rescue (filterviz.rescue) leave them dead. Yet a unit alone 
 Adam on the unit at the centre of a small canvas, its receptive field plus a stride on each side, fire it within
 a hundred or so steps and at a second of cost.
 
-The patch is then tiled over the picture. Its side is a multiple of the layer's stride, so that every unit one
-period away from the centre sees exactly the patch the centre unit saw: the picture fires the filter at one
-place in every period (more where the shifted copies fire too). A model that takes one input size only is
-searched on the whole picture, and the window of one period around the centre unit's receptive field is tiled in
-place. Such a picture is what the unit responds to, not a texture that survives shifts: these units lose it under
-a one-pixel shift (their robustness is near 0), and the metrics row says `woken`.
+The window of the search canvas that the centre unit sees is then tiled over the picture. Its side, the period, is
+the unit's receptive field rounded up to a multiple of the layer's stride, so that every unit one period away from
+the centre sees exactly what the centre unit saw: the picture fires the filter at one place in every period (more
+where the shifted copies fire too). A model that takes one input size only is searched on the whole picture. Such
+a picture is what the unit responds to, not a texture that survives shifts: these units lose it under a one-pixel
+shift (their robustness is near 0), and the metrics row says `woken`.
 """
 
 from __future__ import annotations
@@ -53,12 +53,11 @@ class Patch:
 
 
 def patch_geometry(model: LoadedModel, layer: str, size: int) -> Patch:
-    """The centre unit's receptive field and one stride on each side, rounded up to a multiple of every stride on
-    the way to `layer` (so that the tiles repeat in step with the map), at least 8 and at most `size`: the period.
-    The search canvas is one period, or the whole picture where the model takes one size only. No tiling (a
-    period of `size`) where the unit sees the whole picture or the layer has no plain geometry (a nested
-    address)."""
-    search = size if model.fixed_size is not None else None
+    """The period: the centre unit's receptive field rounded up to a multiple of every stride on the way to
+    `layer` (so that the tiles repeat in step with the map), at most `size`. The search canvas: the field and one
+    stride on each side (at least 8, the smallest picture), or the whole picture where the model takes one size
+    only; the window is cut around the centre unit's field. No tiling (a period of `size`) where the unit sees the
+    whole picture or the layer has no plain geometry (a nested address)."""
     try:
         field = receptive_field(model, layer, size)
     except UserError:
@@ -66,14 +65,16 @@ def patch_geometry(model: LoadedModel, layer: str, size: int) -> Patch:
     if field.whole:
         return Patch(size, size)
     jump = math.lcm(*(int(j) for j, _, _ in field.rows + field.cols))
-    side = max(max(field.size) + 2 * jump, int(SCHEMA["size"].min))  # the smallest picture
-    period = min(size, -(-side // jump) * jump)
-    if search is None:
-        return Patch(period, period)
+    up = lambda n: -(-n // jump) * jump  # noqa: E731
+    span = max(field.size)
+    period = min(size, up(span))
+    search = size if model.fixed_size is not None else min(size, up(max(span + 2 * jump, int(SCHEMA["size"].min))))
+    if search != size:
+        field = receptive_field(model, layer, search)
     h, w = field.map_size
     top, left, bottom, right = field.box(h // 2, w // 2)  # the unit neuron() climbs
-    start = lambda lo, hi: int(np.clip(lo - (period - (hi - lo)) // 2, 0, size - period))  # noqa: E731
-    return Patch(size, period, start(top, bottom), start(left, right))
+    start = lambda lo, hi: int(np.clip(lo - (period - (hi - lo)) // 2, 0, search - period))  # noqa: E731
+    return Patch(search, period, start(top, bottom), start(left, right))
 
 
 def tile(canvases: np.ndarray, patch: Patch, size: int) -> np.ndarray:
@@ -105,10 +106,10 @@ def wake_dead(
     filters: np.ndarray, renderer: LayerRenderer, patch: Patch, out: ChunkOutput, display: np.ndarray, quality: dict,
     measure: Measure,
 ) -> tuple[ChunkOutput, np.ndarray, np.ndarray]:
-    """Give each filter still dead the tiled patch its centre unit climbed (see the module), where that fires it;
-    a second, longer search for those the first leaves dead (`searches`).
-    Not for renders with the caller's own objective, from the user's image, with several pictures per filter or
-    spread over several devices, nor for layers without a feature map. `measure(images, filters)` -> (display, quality), as for filterviz.rescue.
+    """Give each filter still dead the tiled patch its centre unit climbed (see the module), where that fires it; a
+    second, longer search for those the first leaves dead (`searches`). Not for renders with the caller's own
+    objective, from the user's image, with several pictures per filter or spread over several devices, nor for
+    layers without a feature map. `measure(images, filters)` -> (display, quality), as for filterviz.rescue.
     Returns the output, the display and a mask of the filters woken; `quality` is updated in place."""
     s = renderer.settings
     woken = np.zeros(len(filters), bool)

@@ -15,13 +15,14 @@ from filterviz.wake import Patch, patch_geometry, tile
 BARELY = RenderSettings(size=32, steps=1, optimizer="adam", lr=0.001, display="range", seed=3)
 
 
-def test_patch_is_the_receptive_field_and_a_stride_each_side(tiny_cnn):
-    """tiny_cnn: conv1 sees 3 pixels (stride 1): 3 + 2 = 5, raised to the smallest picture, 8; conv3 (after a 2x2
-    pool) sees 10 at stride 2: 10 + 4 = 14; never more than the picture. Searched on one period."""
+def test_patch_is_the_receptive_field_searched_with_a_stride_each_side(tiny_cnn):
+    """tiny_cnn: conv1 sees 3 pixels (stride 1): period 3, searched on 3 + 2 = 5 raised to the smallest picture,
+    8, where the centre unit (4) sees pixels 3-5; conv3 (after a 2x2 pool) sees 10 at stride 2: period 10,
+    searched on 10 + 4 = 14 (never more than the picture), where the centre unit (3) sees pixels 2-11."""
     lm = load_model(tiny_cnn)
-    assert patch_geometry(lm, "conv1", 64) == Patch(8, 8)
-    assert patch_geometry(lm, "conv3", 64) == Patch(14, 14)
-    assert patch_geometry(lm, "conv3", 12) == Patch(12, 12)
+    assert patch_geometry(lm, "conv1", 64) == Patch(8, 3, 3, 3)
+    assert patch_geometry(lm, "conv3", 64) == Patch(14, 10, 2, 2)
+    assert patch_geometry(lm, "conv3", 12) == Patch(12, 10, 2, 2)
 
 
 def _fixed_size(side: int = 24) -> keras.Model:
@@ -32,16 +33,16 @@ def _fixed_size(side: int = 24) -> keras.Model:
 
 
 def test_a_model_of_one_size_is_searched_whole_and_tiled_around_its_centre_unit():
-    """The model takes 24x24 only: the search canvas is the picture; the period (8 + 4 = 12) is cut around the
-    centre unit's receptive field (map 12x12, unit (6, 6): pool cells 5-7, conv a 10-15, pixels 9-16 -> window
-    7-18), so the picture equals the canvas there and repeats it every 12 pixels."""
+    """The model takes 24x24 only: the search canvas is the picture; the period, 8, is the window the centre unit
+    sees (map 12x12, unit (6, 6): pool cells 5-7, conv a 10-15, pixels 9-16), so the picture equals the canvas
+    there and repeats it every 8 pixels."""
     patch = patch_geometry(load_model(_fixed_size()), "c", 24)
-    assert patch == Patch(24, 12, 7, 7)
+    assert patch == Patch(24, 8, 9, 9)
     canvas = np.arange(24 * 24, dtype="float32").reshape(1, 24, 24, 1)
     picture = tile(canvas, patch, 24)
-    np.testing.assert_array_equal(picture[0, 7:19, 7:19], canvas[0, 7:19, 7:19])
-    np.testing.assert_array_equal(picture[0, :7], picture[0, 12:19])
-    np.testing.assert_array_equal(picture[0, 19:], picture[0, 7:12])
+    np.testing.assert_array_equal(picture[0, 9:17, 9:17], canvas[0, 9:17, 9:17])
+    np.testing.assert_array_equal(picture[0, 1:9], picture[0, 9:17])
+    np.testing.assert_array_equal(picture[0, 17:], picture[0, 9:16])
 
 
 @pytest.mark.parametrize("fixed", [False, True])
