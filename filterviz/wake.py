@@ -70,7 +70,10 @@ def patch_geometry(model: LoadedModel, layer: str, size: int) -> Patch:
     period = min(size, up(span))
     search = size if model.fixed_size is not None else min(size, up(max(span + 2 * jump, int(SCHEMA["size"].min))))
     if search != size:
-        field = receptive_field(model, layer, search)
+        try:
+            field = receptive_field(model, layer, search)
+        except UserError:  # e.g. 'valid' padding leaves no map at that size: search the whole picture
+            return Patch(size, size)
     h, w = field.map_size
     top, left, bottom, right = field.box(h // 2, w // 2)  # the unit neuron() climbs
     start = lambda lo, hi: int(np.clip(lo - (period - (hi - lo)) // 2, 0, search - period))  # noqa: E731
