@@ -231,7 +231,8 @@ class LayerRenderer:
         loop.init_fn(padded)
         if starts is not None:  # every picture of filter i from starts[i] (the padding from the last one's)
             p = canvas.start_params(self.param, starts)
-            loop.variable.assign(np.repeat(np.concatenate([p, np.repeat(p[-1:], self.batch // k - real, axis=0)]), k, axis=0))
+            padded_starts = np.concatenate([p, np.repeat(p[-1:], self.batch // k - real, axis=0)])
+            loop.variable.assign(np.repeat(padded_starts, k, axis=0))
         elif self.settings.photo_colour and self.param.kind == "fourier" and self.strategy is None \
                 and self._start is None:
             loop.variable.assign_add(tf.repeat(canvas.photo_colour_offset(

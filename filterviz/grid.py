@@ -77,8 +77,8 @@ def tile(
 
     With `labels`, each tile's number is drawn in a small box at its top-left corner: black on white; white on
     red (on black for grey pictures) where `flagged`; else white on blue (on mid-grey for grey pictures) where
-    `from_photo`, or on purple (dark grey) where `woken`. A label never covers more than a sixteenth of its tile; where it would, it is left out (use
-    `tile_with_headers` for small tiles).
+    `from_photo`, or on purple (dark grey) where `woken`. A label never covers more than a sixteenth of its tile;
+    where it would, it is left out (use `tile_with_headers` for small tiles).
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[0] == 0:

@@ -86,8 +86,10 @@ class AscentLoop:
         shape = [self.chunk] + self.param.shape
         with self.strategy.scope() if self.strategy is not None else contextlib.nullcontext():
             # per replica (sync on read): each replica keeps and updates its own images
-            local = dict(trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
-                         aggregation=tf.VariableAggregation.NONE) if self.strategy is not None else dict(trainable=False)
+            local = dict(trainable=False)
+            if self.strategy is not None:
+                local.update(synchronization=tf.VariableSynchronization.ON_READ,
+                             aggregation=tf.VariableAggregation.NONE)
             self.variable = tf.Variable(tf.zeros(shape), name="params", **local)
             self._m = tf.Variable(tf.zeros(shape), name="adam_m", **local)
             self._v = tf.Variable(tf.zeros(shape), name="adam_v", **local)

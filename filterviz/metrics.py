@@ -12,8 +12,8 @@
   the feature survives small shifts and zooms. Undefined (NaN; null in metrics.json) where the picture's mean
   activation is not above 0: a dead picture (for a ReLU unit exactly those, which the dead count reports), or a
   unit that can go negative and stays below 0 on average; such pictures are left out of medians
-  (`median_defined`). For scale: crops of the sample photo keep about 0.96 of each filter's activation in vgg16-hed block3_conv1
-  (zooming in by 1.1 blurs, and costs natural photos too).
+  (`median_defined`). For scale: crops of the sample photo keep about 0.96 of each filter's activation in
+  vgg16-hed block3_conv1 (zooming in by 1.1 blurs, and costs natural photos too).
 - `hf_share`: the share of the picture's spectral energy (mean removed, summed over channels) above half the
   Nyquist frequency (radial frequency > 0.25 cycles/pixel). High values mean checkerboard-like noise.
 - `colourfulness`: Hasler and Suesstrunk's (2003) colourfulness of the displayed RGB picture (0 for grey; they

@@ -22,8 +22,8 @@ from .ascent import ChunkOutput, LayerRenderer
 from .errors import UserError
 from .models import Extractor, LoadedModel, feature_extractor, load_model, warn_pending
 from .rescue import rescue_dead, rescue_failed
-from .wake import patch_geometry, wake_dead
 from .settings import DEFAULT_PRESET, PRESETS, RenderSettings, select_filters
+from .wake import wake_dead
 
 __all__ = ["RenderPlan", "LayerResult", "prepare_render", "render_plan", "render_layer", "fit_size"]
 
@@ -289,11 +289,7 @@ def _second_chances(
         return _measure(plan, images, ids, renderer.chunk)
 
     out, display, dead = rescue_dead(plan.filters, renderer, out, display, quality, measure)
-    if quality["dead"].any():
-        patch = patch_geometry(plan.model, plan.layer, plan.settings.size)
-        out, display, woken = wake_dead(plan.filters, renderer, patch, out, display, quality, measure)
-    else:
-        woken = none
+    out, display, woken = wake_dead(plan.filters, renderer, plan.model, plan.layer, out, display, quality, measure)
     out, display, photo = rescue_failed(plan.filters, renderer, plan.photos, plan.post.model, out, display, quality,
                                         measure)
     return out, display, {"rescued": dead | woken | photo, "woken": woken & ~photo, "photo_start": photo}

@@ -106,20 +106,23 @@ def _finder(renderer: LayerRenderer, side: int, n: int, steps: int) -> LayerRend
 
 
 def wake_dead(
-    filters: np.ndarray, renderer: LayerRenderer, patch: Patch, out: ChunkOutput, display: np.ndarray, quality: dict,
-    measure: Measure,
+    filters: np.ndarray, renderer: LayerRenderer, model: LoadedModel, layer: str, out: ChunkOutput,
+    display: np.ndarray, quality: dict, measure: Measure,
 ) -> tuple[ChunkOutput, np.ndarray, np.ndarray]:
     """Give each filter still dead the tiled patch its centre unit climbed (see the module), where that fires it; a
     second, longer search for those the first leaves dead (`searches`). Not for renders with the caller's own
     objective, from the user's image, with several pictures per filter or spread over several devices, nor for
-    layers without a feature map. `measure(images, filters)` -> (display, quality), as for filterviz.rescue.
+    layers without a feature map. `model` and `layer` are what `renderer` climbs (for the patch's geometry);
+    `measure(images, filters)` -> (display, quality), as for filterviz.rescue.
     Returns the output, the display and a mask of the filters woken; `quality` is updated in place."""
     s = renderer.settings
     woken = np.zeros(len(filters), bool)
     spatial = len(renderer.extractor.model.outputs[0].shape) == 4
     own = renderer.default_objective  # a caller's objective is never swapped (nor by filterviz.rescue)
-    if not (spatial and own) or s.init or s.diversity > 1 or renderer.strategy is not None:
+    plain = not s.init and s.diversity == 1 and renderer.strategy is None
+    if not (quality["dead"].any() and spatial and own and plain):
         return out, display, woken
+    patch = patch_geometry(model, layer, s.size)  # `layer` of `model`, whose unit `renderer` climbs
     for steps in searches(patch.search):
         dead = np.flatnonzero(quality["dead"])
         if not len(dead):
