@@ -150,7 +150,8 @@ def swap_relus(
     except UserError:
         raise
     except Exception as e:  # pragma: no cover - unusual graphs
-        raise UserError(f"model '{net.name}' could not be cloned for attribution: {str(e).splitlines()[0][:160]}") from None
+        first = str(e).splitlines()[0][:160]
+        raise UserError(f"model '{net.name}' could not be cloned for attribution: {first}") from None
     if require_relu and swapped[0] == 0:
         raise UserError(
             f"model '{net.name}' has no ReLU, so the '{rule}' rule changes nothing; "
@@ -248,7 +249,8 @@ class Attributor:
             if target.kind != "class":
                 names = [layer.name for layer in clone.layers]
                 if target.layer not in names:
-                    raise UserError(f"unknown layer '{target.layer}' in model '{self.name}': {suggest(target.layer, names)}")
+                    raise UserError(f"unknown layer '{target.layer}' in model '{self.name}': "
+                                    f"{suggest(target.layer, names)}")
                 clone = keras.Model(clone.inputs, clone.get_layer(target.layer).output)
             self._heads[key] = compose_front(self.front, clone)
         return self._heads[key]
@@ -269,7 +271,8 @@ class Attributor:
                 )
             n = int(shape[-1])
             if not 0 <= target.index < n:
-                raise UserError(f"class index {target.index} is out of range for model '{self.name}': valid 0 to {n - 1}")
+                raise UserError(f"class index {target.index} is out of range for model '{self.name}': "
+                                f"valid 0 to {n - 1}")
             return
         head = self._head("backprop", target)
         _check_map(target, tuple(head.compute_output_spec(keras.KerasTensor((1, *image_shape))).shape))

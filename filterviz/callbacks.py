@@ -94,7 +94,8 @@ class FilterSnapshots(keras.callbacks.Callback):
                 # sample photos (0-255) are measured on what the network takes; the layers stay the model's own
                 lm = load_model(self.model, input_range=self.input_range)
                 settings = self.settings or RenderSettings(size=64, steps=20)
-                self.plan = prepare_render(lm, self.layer, self.filters, settings, size_from_model=self.settings is None)
+                self.plan = prepare_render(lm, self.layer, self.filters, settings,
+                                           size_from_model=self.settings is None)
             self._idx = self.plan.filters
         else:
             weights = self._kernel()

@@ -141,7 +141,8 @@ def parse_config(text: str, path: str = "<config>", default_name: str = "sweep")
     """Validate config text. `path` is only used in messages; `default_name` is the sweep name if unset."""
     data, lines, raw = compose(text, path)
     if not isinstance(data, dict):
-        raise UserError(f"{path}:1: a config must be a mapping of keys (like 'layers: all-conv'), got {type(data).__name__}")
+        raise UserError(f"{path}:1: a config must be a mapping of keys (like 'layers: all-conv'), "
+                        f"got {type(data).__name__}")
     return _Validator(path, lines, raw).config(data, default_name)
 
 
@@ -261,7 +262,8 @@ class _Validator(Reader):
         for k, values in sweep.items():
             key = f"sweep.{k}"
             if not isinstance(k, str) or k not in valid:
-                extra = " (list several models under 'model', several layers under 'layers')" if k in ("model", "layers") else ""
+                extra = (" (list several models under 'model', several layers under 'layers')"
+                         if k in ("model", "layers") else "")
                 self.fail(key, f"cannot be swept{extra}; {suggest(str(k), valid)}")
             if k in data:
                 self.fail(key, f"'{k}' is set both at the top level and in sweep; keep one")

@@ -70,7 +70,8 @@ class TileRow:
         self.label = str(label)
         self.tiles = np.asarray(tiles)
         if self.tiles.ndim != 4 or self.tiles.shape[0] == 0 or self.tiles.dtype != np.uint8:
-            raise ValueError(f"TileRow needs non-empty uint8 tiles [N,H,W,C], got {self.tiles.dtype} {self.tiles.shape}")
+            raise ValueError(f"TileRow needs non-empty uint8 tiles [N,H,W,C], "
+                             f"got {self.tiles.dtype} {self.tiles.shape}")
         self.numbers = tuple(int(n) for n in numbers) if numbers is not None else None
 
 

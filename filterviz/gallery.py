@@ -293,9 +293,11 @@ def _write_layer(site: _Site, s: LayerSources) -> tuple[str, str | None, int]:
     site.html(f"{base}/index.html", _page(f"{s.model} · {s.layer}", home, body))
     for n, f in enumerate(filters):
         prev = f'<a href="f{filters[n - 1]}.html" rel="prev">← filter {filters[n - 1]}</a>' if n else ""
-        nxt = f'<a href="f{filters[n + 1]}.html" rel="next">filter {filters[n + 1]} →</a>' if n + 1 < len(filters) else ""
+        nxt = (f'<a href="f{filters[n + 1]}.html" rel="next">filter {filters[n + 1]} →</a>'
+               if n + 1 < len(filters) else "")
         nav = f'{home}<a href="index.html">{_esc(s.layer)}</a>{prev}{nxt}'
-        site.html(f"{base}/f{f}.html", _page(f"{s.model} · {s.layer} · filter {f}", nav, _filter_body(s, f, per[f], base)))
+        title = f"{s.model} · {s.layer} · filter {f}"
+        site.html(f"{base}/f{f}.html", _page(title, nav, _filter_body(s, f, per[f], base)))
     return f"{base}/index.html", _tile_src(per[_cover(s)]), len(filters)
 
 

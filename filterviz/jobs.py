@@ -187,7 +187,8 @@ def plan_jobs(cfg, cache: ModelCache | None = None) -> list[Job]:
                         spec_f = list(filters) if isinstance(filters, tuple) else filters
                         selected = len(select_filters(spec_f, count, layer))
                     except UserError as e:
-                        raise UserError(f"{cfg.where('sweep.filters' if 'filters' in point else 'filters')}: {e}") from None
+                        where = cfg.where("sweep.filters" if "filters" in point else "filters")
+                        raise UserError(f"{where}: {e}") from None
                 items = tuple(point.items())
                 jobs.append(Job(len(jobs), job_id(spec, layer, items), spec, layer, filters, items, settings,
                                 str(point.get("preset", cfg.preset)), selected, _inputs(cfg)))

@@ -192,7 +192,8 @@ def quality_metrics(
     seed: int = 0,
     natural: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """activation, dead, specificity_rank, robustness, hf_share and colourfulness for each picture (see module docstring).
+    """activation, dead, specificity_rank, robustness, hf_share and colourfulness for each picture (see the module
+    docstring).
 
     `post` extracts the layer's post-activation output; `shown` are the displayed pictures in model-input space;
     `natural` is `post`'s natural_means at this size where the caller has it already.

@@ -27,12 +27,14 @@ def _figure_layers(cfg, jobs: list[Job]) -> tuple[str, list[str]]:
     spec = cfg.figure
     model = spec.model or cfg.models[0]
     if model not in cfg.models:
-        raise UserError(f"{cfg.where('figure.model')}: model '{model}' is not in this sweep: {suggest(model, cfg.models)}")
+        raise UserError(f"{cfg.where('figure.model')}: model '{model}' is not in this sweep: "
+                        f"{suggest(model, cfg.models)}")
     layers = list(dict.fromkeys(j.layer for j in jobs if j.model == model))
     chosen = list(spec.layers) or layers
     for layer in chosen:
         if layer not in layers:
-            raise UserError(f"{cfg.where('figure.layers')}: layer '{layer}' is not in this sweep: {suggest(layer, layers)}")
+            raise UserError(f"{cfg.where('figure.layers')}: layer '{layer}' is not in this sweep: "
+                            f"{suggest(layer, layers)}")
     return model, chosen
 
 

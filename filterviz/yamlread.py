@@ -84,7 +84,8 @@ class Reader:
     def string(self, key: str, value, *, allow_none: bool = False) -> str | None:
         if value is None and allow_none:
             return None
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or (isinstance(value, str) and not value.strip()):
+        blank = isinstance(value, str) and not value.strip()
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or blank:
             self.fail(key, f"expected a non-empty string, got {show(value)}")
         return str(value)
 

@@ -17,7 +17,8 @@ def add_parser(sub) -> None:
     p.add_argument("--images", required=True, help="folder of JPEG/PNG images (searched recursively)")
     p.add_argument("--k", type=int, default=9, help="examples kept per filter (default 9)")
     p.add_argument("--batch", type=int, default=32, help="images per batch (default 32)")
-    p.add_argument("--size", type=int, help="images are centre-cropped and resized to this (default 224 or the model's)")
+    p.add_argument("--size", type=int,
+                   help="images are centre-cropped and resized to this (default 224 or the model's)")
     p.add_argument("--out", help=f"output folder (default {DEFAULT_OUTPUT}/<model>/<layer>/examples/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_options(p)
