@@ -9,22 +9,48 @@ optimizer chooses only where its structures lie. All start from a random draw se
 (seed, filter index), so a filter's picture does not depend on which batch it was rendered in. `fourier` starts grey
 unless `start_colour` gives each filter a random mean colour of its own (seeded the same way), so that filters
 indifferent to colour do not all drift to the one palette the network pulls a grey start towards.
+`guard` > 0 pulls logits beyond +-guard back towards the sigmoid's live range (see `guarded_sigmoid`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from .quiet import tf
 
-__all__ = ["Parameterization", "pixel", "fourier", "maco", "natural_magnitude", "COLOR_CORRELATION_SVD_SQRT"]
+__all__ = ["Parameterization", "pixel", "fourier", "maco", "natural_magnitude", "guarded_sigmoid",
+           "COLOR_CORRELATION_SVD_SQRT"]
 
 # The square root of ImageNet's colour covariance (from Lucid), normalized to unit max column norm.
 COLOR_CORRELATION_SVD_SQRT = np.asarray(
     [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype="float32"
 )
 _COLOR = COLOR_CORRELATION_SVD_SQRT / np.max(np.linalg.norm(COLOR_CORRELATION_SVD_SQRT, axis=0))
+
+
+def guarded_sigmoid(limit: float):
+    """The sigmoid, whose gradient also pulls each logit beyond +-`limit` back by its excess, times the RMS of the
+    image's own logit gradient (so the pull is in the objective's units at any layer; images are independent).
+    That is the gradient of a penalty (RMS/2) x excess^2 on the logits, added past the sigmoid. Without it a region
+    the first steps drive to black or white has no gradient left (the sigmoid's vanishes there, and a filter that
+    does not fire there passes none back) and stays a blob; with it the region comes back to where the objective
+    can act on it. The picture itself (the forward pass) is the plain sigmoid."""
+
+    @tf.custom_gradient
+    def fn(z: tf.Tensor) -> tuple[tf.Tensor, Callable]:
+        y = tf.sigmoid(z)
+
+        def grad(dy: tf.Tensor) -> tf.Tensor:
+            gz = dy * y * (1.0 - y)
+            axes = list(range(1, len(z.shape)))
+            rms = tf.sqrt(tf.reduce_mean(tf.square(gz), axis=axes, keepdims=True))
+            return gz - rms * tf.nn.relu(tf.abs(z) - limit) * tf.sign(z)
+
+        return y, grad
+
+    return fn
 
 
 def _seeded_normal(shape: list[int], filters: tf.Tensor, seed: int, scale: float) -> tf.Tensor:
@@ -48,6 +74,7 @@ class Parameterization:
     magnitude: np.ndarray | None = field(default=None, compare=False, repr=False)  # maco: [C, size, size//2+1]
     contrast: float = 2.0  # maco: the standard deviation of the picture before the sigmoid
     start_colour: float = 0.0  # fourier: the std of each RGB channel's mean logit at the start (0: a grey start)
+    guard: float = 0.0  # fourier and maco: logits beyond +-guard are pulled back (guarded_sigmoid; 0: off)
 
     def __post_init__(self) -> None:
         if self.kind == "maco":
@@ -101,7 +128,8 @@ class Parameterization:
         if self.kind == "pixel":
             return p if offset is None else p + offset
         logits = self._logits(p)
-        return tf.sigmoid(logits if offset is None else logits + offset)
+        squash = guarded_sigmoid(self.guard) if self.guard > 0 else tf.sigmoid
+        return squash(logits if offset is None else logits + offset)
 
     def _logits(self, p: tf.Tensor) -> tf.Tensor:
         """The image before the sigmoid (fourier and maco): [N, H, W, C]."""
@@ -166,5 +194,5 @@ def pixel(size: int, channels: int = 3) -> Parameterization:
 
 
 def fourier(size: int, channels: int = 3, decorrelate: bool = True, decay: float = 1.0,
-            start_colour: float = 0.0) -> Parameterization:
-    return Parameterization("fourier", size, channels, decorrelate, decay, start_colour=start_colour)
+            start_colour: float = 0.0, guard: float = 0.0) -> Parameterization:
+    return Parameterization("fourier", size, channels, decorrelate, decay, start_colour=start_colour, guard=guard)

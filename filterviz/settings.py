@@ -220,6 +220,9 @@ class RenderSettings:
                                          "(with auto: units that see at most 1/8 of the picture; default: decay)",
                                          min=0, max=4, optional=True,
                                          what="a number from 0 to 4 (or null in YAML: the decay)")
+    texture_guard: float = _number(0.0, "fourier and maco only: where the transforms are texture, pull logits beyond "
+                                   "+- this back into the sigmoid's live range, so no region stays a black or white "
+                                   "blob (default 0: off)", min=0, max=10)
 
     def __post_init__(self) -> None:
         for name, spec in SCHEMA.items():
@@ -234,6 +237,9 @@ class RenderSettings:
         if self.spectrum != "sample" and self.param != "maco":
             raise UserError(f"bad spectrum {self.spectrum!r}: only the maco parameterization has a fixed spectrum; "
                             "use param maco")
+        if self.texture_guard != 0 and self.param == "pixel":
+            raise UserError(f"bad texture_guard {self.texture_guard!r}: raw pixels have no sigmoid to guard; use param "
+                            "fourier or maco")
         if self.coarse != 0 and self.size % 2 != 0:
             raise UserError(f"bad size {self.size!r}: an even number when coarse > 0")
 

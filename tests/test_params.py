@@ -75,3 +75,46 @@ def test_rendered_start_colours_batch_like_one_at_a_time(tiny_cnn):
 def test_bad_start_colour_is_a_user_error():
     with pytest.raises(UserError, match="start_colour"):
         RenderSettings(start_colour=-1.0)
+
+
+def test_guarded_sigmoid_is_the_sigmoid_and_pulls_back_only_past_the_limit():
+    z = tf.constant([[[[-6.0, -2.5, -1.0], [0.0, 1.5, 2.0]], [[2.5, 4.0, -3.0], [0.5, -0.5, 7.0]]]])  # [1, 2, 2, 3]
+    dy = tf.constant(np.random.default_rng(0).uniform(-1, 1, z.shape), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(z)
+        guarded, plain = params.guarded_sigmoid(2.0)(z), tf.sigmoid(z)
+    np.testing.assert_array_equal(guarded.numpy(), plain.numpy())  # the picture is the plain sigmoid's
+    g, g0 = tape.gradient(guarded, z, output_gradients=dy).numpy(), tape.gradient(plain, z, output_gradients=dy).numpy()
+    zn = z.numpy()
+    rms = np.sqrt(np.mean(g0**2))
+    want = g0 - rms * np.maximum(np.abs(zn) - 2.0, 0.0) * np.sign(zn)
+    np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-7)
+    inside = np.abs(zn) <= 2.0
+    np.testing.assert_allclose(g[inside], g0[inside], rtol=1e-6)
+    deep = np.abs(zn) >= 4.0  # where the sigmoid has almost no gradient left, the pull leads back
+    assert (np.sign(g[deep]) == -np.sign(zn[deep])).all() and (np.abs(g[deep]) > 10 * np.abs(g0[deep])).all()
+
+
+def test_texture_guard_reaches_only_texture_parameterizations():
+    from filterviz.canvas import make_param
+
+    settings = RenderSettings(param="fourier", optimizer="adam", lr=0.05, texture_guard=2.5)
+    assert make_param(settings, 3, None, texture=True).guard == 2.5
+    assert make_param(settings, 3, None, texture=False).guard == 0.0
+
+
+def test_texture_guard_needs_a_sigmoid():
+    with pytest.raises(UserError, match=r"^bad texture_guard 2\.0: raw pixels have no sigmoid"):
+        RenderSettings(texture_guard=2.0)
+
+
+def test_guarded_renders_batch_like_one_at_a_time(tiny_cnn):
+    settings = RenderSettings(size=32, steps=8, lr=0.1, segment=4, param="fourier", optimizer="adam", decay=1.5,
+                              transforms="texture", texture_guard=1.0)
+    ex = feature_extractor(tiny_cnn, "conv2", pre_activation=True)
+    batched = LayerRenderer(ex, settings.replace(chunk=3)).render([0, 3, 5])
+    single = LayerRenderer(ex, settings.replace(chunk=1))
+    for k, f in enumerate([0, 3, 5]):
+        np.testing.assert_allclose(batched.images[k], single.render([f]).images[0], rtol=1e-4, atol=1e-3)
+    unguarded = LayerRenderer(ex, settings.replace(texture_guard=0.0, chunk=3)).render([0, 3, 5])
+    assert np.abs(unguarded.images - batched.images).max() > 1.0  # the guard changed the pictures
