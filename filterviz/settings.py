@@ -271,10 +271,11 @@ PRESETS: dict[str, RenderSettings] = {
     # anywhere on a torus first (texture: no frames, no vignettes) with a steeper spectrum (1.75: robust to zooms);
     # Adam, specificity 1; the objective is the map's response where the filter fires (after its ReLU), not its
     # mean, which can rise everywhere and stay below zero; a colourfulness limit of 70 keeps colours within the
-    # range of photographs.
+    # range of photographs; for the texture units the sigmoid's gradient pulls logits beyond +-2 back (texture_guard:
+    # no black or white blobs left where the first steps saturated a region and the gradient vanished).
     "quality": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=64, transforms="auto",
                               texture_decay=1.75, specificity=1.0, colour=1.0, colour_limit=70.0, objective="fired",
-                              precision="auto"),
+                              precision="auto", texture_guard=2.0),
     # Quick looks at whole layers: the Keras example's algorithm (raw pixels, normalized gradient, 30 steps) on the
     # fired objective, shown as rendered (and so kept in range): the Keras example's stretch to a fixed standard
     # deviation greys the colour fields and dark spots that first-layer filters prefer, so that a photo beats them
