@@ -237,9 +237,6 @@ class RenderSettings:
         if self.spectrum != "sample" and self.param != "maco":
             raise UserError(f"bad spectrum {self.spectrum!r}: only the maco parameterization has a fixed spectrum; "
                             "use param maco")
-        if self.texture_guard != 0 and self.param == "pixel":
-            raise UserError(f"bad texture_guard {self.texture_guard!r}: raw pixels have no sigmoid to guard; use param "
-                            "fourier or maco")
         if self.coarse != 0 and self.size % 2 != 0:
             raise UserError(f"bad size {self.size!r}: an even number when coarse > 0")
 

@@ -103,9 +103,16 @@ def test_texture_guard_reaches_only_texture_parameterizations():
     assert make_param(settings, 3, None, texture=False).guard == 0.0
 
 
-def test_texture_guard_needs_a_sigmoid():
-    with pytest.raises(UserError, match=r"^bad texture_guard 2\.0: raw pixels have no sigmoid"):
-        RenderSettings(texture_guard=2.0)
+def test_quality_with_raw_pixels_ignores_the_guard_as_it_does_the_decay():
+    """`--param pixel` on the quality preset: no sigmoid, so neither its decay nor its guard applies (no error)."""
+    from filterviz.canvas import make_param
+    from filterviz.settings import preset
+
+    settings = preset("quality", param="pixel")
+    assert settings.texture_guard == 2.0
+    pic = make_param(settings, 3, None, texture=True)
+    x = tf.random.uniform([1, *pic.shape])
+    np.testing.assert_array_equal(pic.to_image(x).numpy(), x.numpy())  # raw pixels, as they are
 
 
 def test_guarded_renders_batch_like_one_at_a_time(tiny_cnn):
