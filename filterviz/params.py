@@ -30,7 +30,7 @@ COLOR_CORRELATION_SVD_SQRT = np.asarray(
 _COLOR = COLOR_CORRELATION_SVD_SQRT / np.max(np.linalg.norm(COLOR_CORRELATION_SVD_SQRT, axis=0))
 
 
-def guarded_sigmoid(limit: float):
+def guarded_sigmoid(limit: float) -> Callable[[tf.Tensor], tf.Tensor]:
     """The sigmoid, whose gradient also pulls each logit beyond +-`limit` back by its excess, times the RMS of the
     image's own logit gradient (so the pull is in the objective's units at any layer; images are independent).
     That is the gradient of a penalty (RMS/2) x excess^2 on the logits, added past the sigmoid. Without it a region

@@ -1,5 +1,6 @@
 """Parameterizations: a per-filter random start colour (start_colour) that is seeded per filter, leaves the rest
-of the draw alone, and batches like one filter at a time."""
+of the draw alone, and batches like one filter at a time; the guarded sigmoid (texture_guard), whose gradient is
+the sigmoid's inside its limit and leads saturated logits back, only for texture units."""
 
 from __future__ import annotations
 
