@@ -21,6 +21,15 @@ def mean_logits(param: params.Parameterization, filters: list[int], seed: int = 
     return np.log(unit / (1 - unit)).mean(axis=(1, 2))
 
 
+def render_batched_and_alone(ex, settings: RenderSettings, filters: list[int]):
+    """Render `filters` in one batch, check that each picture equals that filter rendered alone, and return the batch."""
+    batched = LayerRenderer(ex, settings.replace(chunk=len(filters))).render(filters)
+    single = LayerRenderer(ex, settings.replace(chunk=1))
+    for k, f in enumerate(filters):
+        np.testing.assert_allclose(batched.images[k], single.render([f]).images[0], rtol=1e-4, atol=1e-3)
+    return batched
+
+
 def test_grey_start_is_unchanged_by_default():
     ids = tf.constant([0, 5, 9], tf.int32)
     plain = params.fourier(32, decay=1.5).init(ids, 3).numpy()
@@ -64,11 +73,7 @@ def test_rendered_start_colours_batch_like_one_at_a_time(tiny_cnn):
     settings = RenderSettings(size=32, steps=8, lr=0.1, segment=4, param="fourier", optimizer="adam", decay=1.5,
                               start_colour=1.0)
     ex = feature_extractor(tiny_cnn, "conv2", pre_activation=True)
-    batched = LayerRenderer(ex, settings.replace(chunk=3)).render([0, 3, 5])
-    single = LayerRenderer(ex, settings.replace(chunk=1))
-    for k, f in enumerate([0, 3, 5]):
-        one = single.render([f])
-        np.testing.assert_allclose(batched.images[k], one.images[0], rtol=1e-4, atol=1e-3)
+    batched = render_batched_and_alone(ex, settings, [0, 3, 5])
     means = batched.images.reshape(3, -1, 3).mean(axis=1)
     assert np.linalg.norm(means[0] - means[1]) > 0.02  # the filters keep colours of their own
 
@@ -120,9 +125,6 @@ def test_guarded_renders_batch_like_one_at_a_time(tiny_cnn):
     settings = RenderSettings(size=32, steps=8, lr=0.1, segment=4, param="fourier", optimizer="adam", decay=1.5,
                               transforms="texture", texture_guard=1.0)
     ex = feature_extractor(tiny_cnn, "conv2", pre_activation=True)
-    batched = LayerRenderer(ex, settings.replace(chunk=3)).render([0, 3, 5])
-    single = LayerRenderer(ex, settings.replace(chunk=1))
-    for k, f in enumerate([0, 3, 5]):
-        np.testing.assert_allclose(batched.images[k], single.render([f]).images[0], rtol=1e-4, atol=1e-3)
+    batched = render_batched_and_alone(ex, settings, [0, 3, 5])
     unguarded = LayerRenderer(ex, settings.replace(texture_guard=0.0, chunk=3)).render([0, 3, 5])
     assert np.abs(unguarded.images - batched.images).max() > 1.0  # the guard changed the pictures
