@@ -40,6 +40,7 @@ __all__ = [
     "producer",
     "tensor_call",
     "call_inputs",
+    "call_output",
     "is_graph_model",
     "op_registered",
     "onednn_max_pool",
@@ -174,6 +175,19 @@ def call_inputs(model: keras.Model, layer, *, private: bool | None = None):
         out = keras.tree.flatten(model.get_layer(name).output)
         tensors.append(out[index])
     return tensors[0] if len(tensors) == 1 else tensors
+
+
+def call_output(model: keras.Model, layer, *, private: bool | None = None):
+    """The symbolic output of `layer` (one of `model`'s layers, called once) in `model`'s graph. For a nested model
+    `layer.output` is the output of its own inner graph, which `model`'s inputs do not reach: its call in
+    `model` is found from its private `_inbound_nodes` where it has them, else (public) from `model.outputs` when
+    it is the last layer."""
+    if _use_private(private, lambda: len(getattr(layer, "_inbound_nodes", ())) == 1):
+        return layer._inbound_nodes[0].output_tensors[0]
+    if layer is model.layers[-1] and len(model.outputs) == 1:
+        return model.outputs[0]
+    out = layer.output
+    return out[0] if isinstance(out, (list, tuple)) else out
 
 
 def tensor_call(model: keras.Model, tensor, *, private: bool | None = None) -> tuple:

@@ -24,7 +24,7 @@ from .quiet import keras
 import numpy as np
 
 from .errors import UserError, suggest
-from .graphs import is_graph_model, tensor_call
+from .graphs import call_output, is_graph_model, tensor_call
 
 __all__ = ["ReceptiveField", "receptive_field"]
 
@@ -224,9 +224,7 @@ def receptive_field(model, layer: str, image_size: tuple[int, int] | int) -> Rec
         raise UserError(f"model '{net.name}' has {len(net.inputs)} inputs; receptive fields need one image input")
     start = _Geo((h, w), frozenset({(1, 0, 0)}), frozenset({(1, 0, 0)}))
     walker = _Walker(net, {id(net.inputs[0]): start})
-    target = net.get_layer(layer)
-    out = target.output
-    geo = walker.geo(out[0] if isinstance(out, (list, tuple)) else out)
+    geo = walker.geo(call_output(net, net.get_layer(layer)))
     if geo.size is None:
         raise UserError(f"layer '{layer}' has no feature map (no spatial axes); pick a convolution or pooling layer")
     if min(geo.size) < 1:

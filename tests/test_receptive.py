@@ -141,3 +141,18 @@ def test_model_with_an_input_range_front_has_the_networks_field(tiny_cnn):
 
     wrapped = receptive_field(load_model(tiny_cnn, input_range=(0, 1)), "conv2", 32)
     assert wrapped == receptive_field(tiny_cnn, "conv2", 32)
+
+
+@pytest.mark.parametrize("private", [None, False])
+def test_extractor_of_a_fronted_model_has_the_units_field(tiny_cnn, private, monkeypatch):
+    """The render's extractor of a model with an input-range front nests the network's path to the layer as one
+    layer; its field is that of the unit (`auto` needs it), found with and without the private node API."""
+    import functools
+
+    from filterviz import graphs, receptive
+    from filterviz.models import feature_extractor, load_model
+
+    monkeypatch.setattr(receptive, "call_output", functools.partial(graphs.call_output, private=private))
+    ex = feature_extractor(load_model(tiny_cnn, input_range=(0, 1)), "conv2", pre_activation=True)
+    assert isinstance(ex.model.layers[-1], keras.Model)  # the nested path, whose own `output` is its inner graph's
+    assert receptive_field(ex.model, ex.model.layers[-1].name, 32).size == receptive_field(tiny_cnn, "conv2", 32).size
