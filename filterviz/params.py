@@ -9,7 +9,7 @@ optimizer chooses only where its structures lie. All start from a random draw se
 (seed, filter index), so a filter's picture does not depend on which batch it was rendered in. `fourier` starts grey
 unless `start_colour` gives each filter a random mean colour of its own (seeded the same way), so that filters
 indifferent to colour do not all drift to the one palette the network pulls a grey start towards.
-`guard` > 0 pulls logits beyond +-guard back towards the sigmoid's live range (see `guarded_sigmoid`).
+`guard` > 0 pulls logits more than `guard` from their picture's mean back towards it (see `guarded_sigmoid`).
 """
 
 from __future__ import annotations
@@ -31,12 +31,15 @@ _COLOR = COLOR_CORRELATION_SVD_SQRT / np.max(np.linalg.norm(COLOR_CORRELATION_SV
 
 
 def guarded_sigmoid(limit: float) -> Callable[[tf.Tensor], tf.Tensor]:
-    """The sigmoid, whose gradient also pulls each logit beyond +-`limit` back by its excess, times the RMS of the
-    image's own logit gradient (so the pull is in the objective's units at any layer; images are independent).
-    That is the gradient of a penalty (RMS/2) x excess^2 on the logits, added past the sigmoid. Without it a region
-    the first steps drive to black or white has no gradient left (the sigmoid's vanishes there, and a filter that
-    does not fire there passes none back) and stays a blob; with it the region comes back to where the objective
-    can act on it. The picture itself (the forward pass) is the plain sigmoid."""
+    """The sigmoid, whose gradient also pulls each logit that lies more than `limit` from its picture's mean logit
+    (per channel) back towards it, by the excess, times the RMS of the picture's own logit gradient (so the pull
+    is in the objective's units at any layer; pictures are independent). That is the gradient of a penalty
+    (RMS/2) x excess^2, added past the sigmoid. Without it a region the first steps drive to black or white has no
+    gradient left (the sigmoid's vanishes there, and a filter that does not fire there passes none back) and
+    stays a blob; with it the region comes back to where the objective can act on it. Measured from the mean, not
+    from 0, so that a picture that is all one saturated colour (a unit that wants pure white, or pure green) can
+    reach it: only regions far from the rest of their picture are pulled. The picture itself (the forward pass) is
+    the plain sigmoid."""
 
     @tf.custom_gradient
     def fn(z: tf.Tensor) -> tuple[tf.Tensor, Callable]:
@@ -46,7 +49,10 @@ def guarded_sigmoid(limit: float) -> Callable[[tf.Tensor], tf.Tensor]:
             gz = dy * y * (1.0 - y)
             axes = list(range(1, len(z.shape)))
             rms = tf.sqrt(tf.reduce_mean(tf.square(gz), axis=axes, keepdims=True))
-            return gz - rms * tf.nn.relu(tf.abs(z) - limit) * tf.sign(z)
+            d = z - tf.reduce_mean(z, axis=axes[:-1], keepdims=True)  # from the mean of each picture's channel
+            excess = tf.nn.relu(tf.abs(d) - limit) * tf.sign(d)
+            excess -= tf.reduce_mean(excess, axis=axes[:-1], keepdims=True)  # the mean moves with every logit
+            return gz - rms * excess
 
         return y, grad
 
@@ -74,7 +80,7 @@ class Parameterization:
     magnitude: np.ndarray | None = field(default=None, compare=False, repr=False)  # maco: [C, size, size//2+1]
     contrast: float = 2.0  # maco: the standard deviation of the picture before the sigmoid
     start_colour: float = 0.0  # fourier: the std of each RGB channel's mean logit at the start (0: a grey start)
-    guard: float = 0.0  # fourier and maco: logits beyond +-guard are pulled back (guarded_sigmoid; 0: off)
+    guard: float = 0.0  # fourier and maco: logits beyond mean +-guard are pulled back (guarded_sigmoid; 0: off)
 
     def __post_init__(self) -> None:
         if self.kind == "maco":

@@ -93,12 +93,25 @@ def test_guarded_sigmoid_is_the_sigmoid_and_pulls_back_only_past_the_limit():
     g, g0 = tape.gradient(guarded, z, output_gradients=dy).numpy(), tape.gradient(plain, z, output_gradients=dy).numpy()
     zn = z.numpy()
     rms = np.sqrt(np.mean(g0**2))
-    want = g0 - rms * np.maximum(np.abs(zn) - 2.0, 0.0) * np.sign(zn)
+    d = zn - zn.mean(axis=(1, 2), keepdims=True)  # each channel's distance from its mean
+    excess = np.maximum(np.abs(d) - 2.0, 0.0) * np.sign(d)
+    want = g0 - rms * (excess - excess.mean(axis=(1, 2), keepdims=True))  # the penalty's exact gradient
     np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-7)
-    inside = np.abs(zn) <= 2.0
-    np.testing.assert_allclose(g[inside], g0[inside], rtol=1e-6)
-    deep = np.abs(zn) >= 4.0  # where the sigmoid has almost no gradient left, the pull leads back
-    assert (np.sign(g[deep]) == -np.sign(zn[deep])).all() and (np.abs(g[deep]) > 10 * np.abs(g0[deep])).all()
+    calm = np.abs(d).max(axis=(1, 2)) <= 2.0  # channels with no logit past the limit: the sigmoid's gradient
+    np.testing.assert_allclose(g[..., calm[0]], g0[..., calm[0]], rtol=1e-6)
+    deep = np.abs(d) >= 4.0  # far from the rest of the picture, where the sigmoid has almost no gradient left
+    assert deep.any() and (np.sign(g[deep]) == -np.sign(d[deep])).all() and (np.abs(g[deep]) > 10 * np.abs(g0[deep])).all()
+
+
+def test_guarded_sigmoid_lets_a_whole_picture_saturate():
+    """A picture that is all white (or all one saturated colour) is what a brightness unit wants: no pull."""
+    z = tf.constant(np.full([1, 4, 4, 3], 7.0, np.float32) * np.array([1.0, 1.0, -1.0], np.float32))
+    dy = tf.ones_like(z)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(z)
+        guarded, plain = params.guarded_sigmoid(2.0)(z), tf.sigmoid(z)
+    np.testing.assert_allclose(tape.gradient(guarded, z, output_gradients=dy).numpy(),
+                               tape.gradient(plain, z, output_gradients=dy).numpy(), rtol=1e-6)
 
 
 def test_texture_guard_reaches_only_texture_parameterizations():
