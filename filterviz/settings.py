@@ -220,8 +220,8 @@ class RenderSettings:
                                          "(with auto: units that see at most 1/8 of the picture; default: decay)",
                                          min=0, max=4, optional=True,
                                          what="a number from 0 to 4 (or null in YAML: the decay)")
-    texture_guard: float = _number(0.0, "fourier and maco only: where the transforms are texture, pull logits beyond "
-                                   "+- this back into the sigmoid's live range, so no region stays a black or white "
+    texture_guard: float = _number(0.0, "fourier and maco only: where the transforms are texture, pull logits more "
+                                   "than this from their picture's mean back, so no region stays a black or white "
                                    "blob (default 0: off)", min=0, max=10)
 
     def __post_init__(self) -> None:
@@ -268,8 +268,9 @@ PRESETS: dict[str, RenderSettings] = {
     # anywhere on a torus first (texture: no frames, no vignettes) with a steeper spectrum (1.75: robust to zooms);
     # Adam, specificity 1; the objective is the map's response where the filter fires (after its ReLU), not its
     # mean, which can rise everywhere and stay below zero; a colourfulness limit of 70 keeps colours within the
-    # range of photographs; for the texture units the sigmoid's gradient pulls logits beyond +-2 back (texture_guard:
-    # no black or white blobs left where the first steps saturated a region and the gradient vanished).
+    # range of photographs; for the texture units the sigmoid's gradient pulls logits more than 2 from the
+    # picture's mean back (texture_guard: no black or white blobs left where the first steps saturated a region and
+    # the gradient vanished).
     "quality": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=64, transforms="auto",
                               texture_decay=1.75, specificity=1.0, colour=1.0, colour_limit=70.0, objective="fired",
                               precision="auto", texture_guard=2.0),
