@@ -44,8 +44,8 @@ def make_param(
     settings: RenderSettings, channels: int, photos: metrics.NaturalPhotos, texture: bool = False
 ) -> params.Parameterization:
     """The settings' parameterization at the canvas size; for maco with the magnitude spectrum they ask for; with
-    the spectrum decay `texture_decay` and the sigmoid's guard `texture_guard` where the transforms in use are
-    `texture` (and they are set)."""
+    the spectrum decay `texture_decay` and the sigmoid's guard `texture_guard` instead of `decay` and `guard` where
+    the transforms in use are `texture` (and they are set)."""
     canvas = canvas_size(settings)
     magnitude = None
     if settings.param == "maco":
@@ -56,9 +56,10 @@ def make_param(
         else:
             magnitude = params.natural_magnitude(metrics.natural_crops(canvas, channels))
     decay = settings.texture_decay if texture and settings.texture_decay is not None else settings.decay
+    guard = settings.texture_guard if texture and settings.texture_guard is not None else settings.guard
     return params.Parameterization(settings.param, canvas, channels, decay=decay,
                                    contrast=settings.contrast, magnitude=magnitude, start_colour=settings.start_colour,
-                                   guard=settings.texture_guard if texture else 0.0)
+                                   guard=guard)
 
 
 def transforms_for(settings: RenderSettings, extractor: Extractor) -> str:

@@ -220,9 +220,12 @@ class RenderSettings:
                                          "(with auto: units that see at most 1/8 of the picture; default: decay)",
                                          min=0, max=4, optional=True,
                                          what="a number from 0 to 4 (or null in YAML: the decay)")
-    texture_guard: float = _number(0.0, "fourier and maco only: where the transforms are texture, pull logits more "
-                                   "than this from their picture's mean back, so no region stays a black or white "
-                                   "blob (default 0: off)", min=0, max=10)
+    texture_guard: float | None = _field(None, float, "fourier and maco only: the guard where the transforms are "
+                                         "texture (with auto: units that see at most 1/8 of the picture; default: "
+                                         "guard)", min=0, max=10, optional=True,
+                                         what="a number from 0 to 10 (or null in YAML: the guard)")
+    guard: float = _number(0.0, "fourier and maco only: pull logits more than this from their picture's mean back, so "
+                           "no region stays a black or white blob (default 0: off)", min=0, max=10)
 
     def __post_init__(self) -> None:
         for name, spec in SCHEMA.items():

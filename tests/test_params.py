@@ -114,12 +114,16 @@ def test_guarded_sigmoid_lets_a_whole_picture_saturate():
                                tape.gradient(plain, z, output_gradients=dy).numpy(), rtol=1e-6)
 
 
-def test_texture_guard_reaches_only_texture_parameterizations():
+def test_texture_guard_reaches_only_texture_parameterizations_and_guard_the_others():
     from filterviz.canvas import make_param
 
     settings = RenderSettings(param="fourier", optimizer="adam", lr=0.05, texture_guard=2.5)
     assert make_param(settings, 3, None, texture=True).guard == 2.5
     assert make_param(settings, 3, None, texture=False).guard == 0.0
+    both = settings.replace(guard=4.0)
+    assert make_param(both, 3, None, texture=True).guard == 2.5
+    assert make_param(both, 3, None, texture=False).guard == 4.0
+    assert make_param(both.replace(texture_guard=None), 3, None, texture=True).guard == 4.0  # unset: the guard
 
 
 def test_quality_with_raw_pixels_ignores_the_guard_as_it_does_the_decay():

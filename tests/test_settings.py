@@ -76,7 +76,7 @@ def test_field_names_order_and_defaults_are_stable():
         "precision": "float32", "display": None, "labels": True, "diversity": 1, "diversity_weight": 1.0,
         "negative": False, "init": None, "init_weight": 0.0, "crops": 1, "spectrum": "sample", "alpha": False,
         "show_alpha": False, "start_colour": 0.0, "photo_colour": 0.0, "texture_decay": None,
-        "texture_guard": 0.0,
+        "texture_guard": None, "guard": 0.0,
     }
     assert list(SCHEMA) == [f.name for f in dataclasses.fields(RenderSettings)] == list(setting_keys())
 
