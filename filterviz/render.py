@@ -21,7 +21,7 @@ from . import canvas, grid, metrics, objectives
 from .ascent import ChunkOutput, LayerRenderer
 from .errors import UserError
 from .models import Extractor, LoadedModel, feature_extractor, load_model, warn_pending
-from .rescue import rescue_dead, rescue_failed
+from .rescue import rescue_colour, rescue_dead, rescue_failed
 from .settings import DEFAULT_PRESET, PRESETS, RenderSettings, select_filters
 from .wake import wake_dead
 
@@ -278,21 +278,24 @@ def _second_chances(
     plan: RenderPlan, renderer: LayerRenderer, out: ChunkOutput, display: np.ndarray, quality: dict, rescue: bool
 ) -> tuple[ChunkOutput, np.ndarray, dict[str, np.ndarray]]:
     """filterviz.rescue and filterviz.wake: re-run the dead filters, wake those still dead from one unit's tiled
-    patch, then start the filters a photo crop still beats from that crop. Not for negative pictures (meant to be
-    dead) or when `rescue` is off. Returns the output, the display and the masks of the filters rescued at all
-    (`rescued`), woken (`woken`) and started from a photo (`photo_start`)."""
+    patch, re-run those a photo crop beats without the colour limit, then start the filters a photo crop still
+    beats from that crop. Not for negative pictures (meant to be dead) or when `rescue` is off. Returns the
+    output, the display and the masks of the filters rescued at all (`rescued`), woken (`woken`), grown without
+    the colour limit (`colour_free`) and started from a photo (`photo_start`)."""
     none = np.zeros(len(plan.filters), bool)
     if not rescue or plan.settings.negative:
-        return out, display, {"rescued": none, "woken": none, "photo_start": none}
+        return out, display, {"rescued": none, "woken": none, "colour_free": none, "photo_start": none}
 
     def measure(images: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, dict]:
         return _measure(plan, images, ids, renderer.chunk)
 
     out, display, dead = rescue_dead(plan.filters, renderer, out, display, quality, measure)
     out, display, woken = wake_dead(plan.filters, renderer, plan.model, plan.layer, out, display, quality, measure)
+    out, display, free = rescue_colour(plan.filters, renderer, out, display, quality, measure)
     out, display, photo = rescue_failed(plan.filters, renderer, plan.photos, plan.post.model, out, display, quality,
                                         measure)
-    return out, display, {"rescued": dead | woken | photo, "woken": woken & ~photo, "photo_start": photo}
+    return out, display, {"rescued": dead | woken | free | photo, "woken": woken & ~photo & ~free,
+                          "colour_free": free & ~photo, "photo_start": photo}
 
 
 def _rows(
@@ -319,6 +322,7 @@ def _rows(
             "retried": bool(retried[k]),
             "rescued": bool(chances["rescued"][k]),
             "woken": bool(chances["woken"][k]),  # one unit's patch, tiled (filterviz.wake)
+            "colour_free": bool(chances["colour_free"][k]),  # grown without the colour limit (filterviz.rescue)
             "photo_start": bool(chances["photo_start"][k]),  # re-run from its best photo crop (filterviz.rescue)
         }
         for k, f in enumerate(filters)

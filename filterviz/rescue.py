@@ -1,12 +1,15 @@
 """Second chances for the weak filters of a render, after the whole layer has been rendered and measured.
 
-Two kinds of weak filter, each re-run once and the redo kept only where it measures better on what the user
+Two kinds of weak filter, each re-run and the redo kept only where it measures better on what the user
 sees (the displayed picture):
 
 - dead: the picture does not fire its filter at all. Re-run with a calmer optimizer or a sharper objective
   (`rescue_dead`).
 - failed: some natural photo crop excites the filter more than its picture does (metrics.photo_ratio < 1).
-  Re-run from that very crop (`rescue_failed`): the ascent then starts where the photos are best and climbs from
+  Where the settings limit colourfulness, first re-run from noise without the limit (`rescue_colour`): the
+  limit keeps pictures in the colours of photographs, which suits a network trained on photographs, but a
+  unit that wants saturated colour (a colour classifier's) loses to a saturated photo crop under it. The metrics
+  row says so (`colour_free`). Those still beaten are re-run from their best crop (`rescue_failed`): the ascent then starts where the photos are best and climbs from
   there, as feature accentuation does (Hamblin et al. 2024), with the layer's settings and objective less the
   colour limit and specificity, which a photo does not obey (for MaCo, whose fixed magnitude spectrum cannot
   hold the crop, in Lucid's Fourier space), climbing what it is judged on: the positive part of the unit's
@@ -30,7 +33,7 @@ from .models import Extractor
 from .objectives import build_objective
 from .settings import RenderSettings
 
-__all__ = ["Measure", "merge", "rescue_dead", "rescue_failed"]
+__all__ = ["Measure", "merge", "rescue_dead", "rescue_colour", "rescue_failed"]
 
 Measure = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, dict]]
 
@@ -64,6 +67,28 @@ def rescue_dead(
     redo_display, redo_quality = measure(redo.images, filters[dead])
     better = redo_quality["activation"] > quality["activation"][dead]
     return merge(out, display, quality, dead, redo, redo_display, redo_quality, better)
+
+
+def rescue_colour(
+    filters: np.ndarray, renderer: LayerRenderer, out: ChunkOutput, display: np.ndarray, quality: dict,
+    measure: Measure,
+) -> tuple[ChunkOutput, np.ndarray, np.ndarray]:
+    """Re-run each filter that a photo crop beats from its own random start without the colourfulness penalty;
+    keep each redo whose displayed picture has the higher photo_ratio. Only where the settings have the penalty
+    and their own objective (built from them, so it can be rebuilt without it). Returns the output, the display
+    and a mask of the filters replaced; `quality` is updated in place."""
+    s = renderer.settings
+    weak = np.flatnonzero(quality["photo_ratio"] < 1.0)
+    replaced = np.zeros(len(filters), bool)
+    if (not len(weak) or s.colour == 0 or not renderer.default_objective or s.init or s.diversity > 1
+            or renderer.strategy is not None):
+        return out, display, replaced
+    free = s.replace(colour=0.0)
+    redo = renderer.variant(max_filters=len(weak), objective=build_objective(free), colour=0.0,
+                            chunk=s.chunk).render(filters[weak])
+    redo_display, redo_quality = measure(redo.images, filters[weak])
+    better = redo_quality["photo_ratio"] > quality["photo_ratio"][weak]
+    return merge(out, display, quality, weak, redo, redo_display, redo_quality, better)
 
 
 def rescue_failed(

@@ -37,6 +37,7 @@ def _summary(result) -> dict:
         "nonfinite": int(sum(r["nonfinite"] for r in rows)),
         "rescued": int(sum(r.get("rescued", False) for r in rows)),
         "woken": int(sum(r.get("woken", False) for r in rows)),  # one unit's patch, tiled (filterviz.wake)
+        "colour_free": int(sum(r.get("colour_free", False) for r in rows)),  # grown without the colour limit
         "photo_start": int(sum(r.get("photo_start", False) for r in rows)),  # re-run from their best photo crop
         "median_activation": float(np.median(result.activations)),
         "median_specificity_rank": float(np.median([r["specificity_rank"] for r in rows])),

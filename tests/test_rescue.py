@@ -48,6 +48,25 @@ def test_failed_filters_restart_from_their_best_crop(tiny_cnn, param):
     assert sum(r["failed"] for r in res.metrics) < len(failed)
 
 
+def test_failed_filters_grow_again_without_the_colour_limit(tiny_cnn):
+    """Under a colour limit that holds every picture grey, photo crops beat them all; each is first re-run from
+    noise without the limit and the redo kept where it beats the first picture (`colour_free`: more colourful and
+    a higher photo_ratio); at least one is (the test is not vacuous). A render without the limit has none."""
+    limited = RenderSettings(size=32, steps=16, param="fourier", optimizer="adam", lr=0.05, display="range", seed=3,
+                             objective="fired", colour=20.0, colour_limit=0.0)
+    plan = prepare_render(tiny_cnn, "conv2", "0:12", limited)
+    plain = {r["filter"]: r for r in render_plan(plan, rescue=False).metrics}
+    res = render_plan(plan)
+    free = [r for r in res.metrics if r["colour_free"]]
+    assert free
+    for r in free:
+        r0 = plain[r["filter"]]
+        assert r0["failed"] and r["rescued"] and not r["photo_start"]
+        assert r["photo_ratio"] > r0["photo_ratio"] and r["colourfulness"] > r0["colourfulness"] + 5
+    unlimited = render_plan(prepare_render(tiny_cnn, "conv2", "0:12", limited.replace(colour=0.0)))
+    assert not any(r["colour_free"] for r in unlimited.metrics)
+
+
 def test_best_crops_are_the_best(tiny_cnn):
     """NaturalPhotos.best_crops gives, for each filter, the crop whose activation is its best."""
     plan = prepare_render(tiny_cnn, "conv2", "0:4", BARELY)
@@ -82,12 +101,14 @@ def test_tile_labels_say_how_each_picture_was_made():
 def test_summary_line_names_each_kind_of_weak_filter():
     from filterviz.cli.layer import weak_filters
 
-    def row(f, dead=False, failed=False, best=1.0, photo=False, woken=False):
-        return {"filter": f, "dead": dead, "failed": failed, "photo_best": best, "photo_start": photo, "woken": woken}
+    def row(f, dead=False, failed=False, best=1.0, photo=False, woken=False, free=False):
+        return {"filter": f, "dead": dead, "failed": failed, "photo_best": best, "photo_start": photo, "woken": woken,
+                "colour_free": free}
 
     text = weak_filters([row(0), row(1, dead=True, failed=True), row(2, dead=True, best=0.0),
-                         row(3, failed=True), row(4, photo=True), row(5, best=0.0, woken=True)])
+                         row(3, failed=True), row(4, photo=True), row(5, best=0.0, woken=True), row(6, free=True)])
     assert text == (", 2 dead (1, 2) of which 1 no photo crop fires either (2), 1 below the best photo crop (3), "
+                    "1 grown without the colour limit (6), "
                     "1 grown from their best photo crop (4; blue numbers in the grid), 1 woken from one unit's "
                     "tiled patch (5; purple numbers in the grid); red numbers in the grid")
     assert weak_filters([row(0), row(1)]) == ", 0 dead"

@@ -105,6 +105,9 @@ def weak_filters(rows: list[dict]) -> str:
         text += f" of which {len(silent)} no photo crop fires either ({named(silent)})"
     if beaten:
         text += f", {len(beaten)} below the best photo crop ({named(beaten)})"
+    free = [r["filter"] for r in rows if r.get("colour_free")]
+    if free:  # honest: these exceed the colours of photographs, which the preset otherwise keeps to
+        text += f", {len(free)} grown without the colour limit ({named(free)})"
     started = [r["filter"] for r in rows if r.get("photo_start")]
     if started:  # honest: these did not grow from noise
         text += f", {len(started)} grown from their best photo crop ({named(started)}; blue numbers in the grid)"
