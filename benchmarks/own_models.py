@@ -10,7 +10,8 @@ preset, at the unit as the network uses it (filterviz.units), on models a user b
   48x48 inputs, (x - 127.5) / 128, rebuilt as a functional model (skipped where mtcnn is not installed).
 
 A picture fails when the best photo crop (metrics.photo_crops, grey for 1-channel models) excites its filter
-more (metrics.photo_ratio < 1); "photo start" counts the filters re-run from their best crop (filterviz.rescue);
+more (metrics.photo_ratio < 1); "colour free" counts the filters grown again without the colour limit
+(filterviz.rescue); "photo start" counts the filters re-run from their best crop (filterviz.rescue);
 "woken" those that nothing else fired, given a unit's tiled patch (filterviz.wake);
 "no crop fires" counts the dead filters that no photo crop fires either (dead units of the network, as far as the
 photos tell); "provably dead" those of them that no input of the network's range can fire (filterviz.bounds: the
@@ -164,6 +165,7 @@ def measure(lm, layer: str, preset: str, n: int, grids: str | None = None) -> di
             "no_crop_fires": int(sum(r["dead"] and r["photo_best"] <= 0 for r in result.metrics)),
             "provably_dead": None if upper is None else int(sum(upper[f] <= 0 for f in dead)),
             "dead_upper_bounds": None if upper is None else {f: float(upper[f]) for f in dead},
+            "colour_free": int(sum(r["colour_free"] for r in result.metrics)),
             "photo_start": int(sum(r["photo_start"] for r in result.metrics)),
             "woken": int(sum(r["woken"] for r in result.metrics)), "filters": len(result.filters),
             "seconds": round(result.seconds, 1)}
@@ -221,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.grids:
         ensure_dir(args.grids)
     rows = []
-    print("| model | layer | preset | dead | of which no crop fires | provably dead | failed | photo start | woken "
-          "| filters | s |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | layer | preset | dead | of which no crop fires | provably dead | failed | colour free | photo start "
+          "| woken | filters | s |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
     for label, lm, layers, note in models(args.models.split(",") if args.models else None):
         print(f"<!-- {label}: {lm.describe_input()}, {note} -->", file=sys.stderr)
         for layer in layers:
@@ -232,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(r)
                 proof = "-" if r["provably_dead"] is None else r["provably_dead"]
                 print(f"| {label} | {layer} | {preset} | {r['dead']} | {r['no_crop_fires']} | {proof} | "
-                      f"{r['failed']:.0%} | {r['photo_start']} | {r['woken']} | {r['filters']} | {r['seconds']} |",
+                      f"{r['failed']:.0%} | {r['colour_free']} | {r['photo_start']} | {r['woken']} | {r['filters']} | {r['seconds']} |",
                       flush=True)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
