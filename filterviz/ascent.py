@@ -190,10 +190,12 @@ class LayerRenderer:
         self, max_filters: int | None = None, objective: objectives.Objective | None = None, **changes
     ) -> LayerRenderer:
         """The same renderer (extractor, objective unless another is given, devices) with some settings changed:
-        a new trace. For example a smaller chunk after running out of memory, or a rescue of dead filters."""
+        a new trace. For example a smaller chunk after running out of memory, or a rescue of dead filters. Its
+        objective is the changed settings' own where this renderer's is its settings' own."""
         return LayerRenderer(
             self.extractor, self.settings.replace(**changes), channels=self.param.channels,
-            input_range=self.input_range, objective=objective or self.objective, max_filters=max_filters,
+            input_range=self.input_range, objective=objective or (None if self.default_objective else self.objective),
+            max_filters=max_filters,
             single_channel=self._single_channel_allowed, strategy=self.strategy, photos=self.photos,
         )
 

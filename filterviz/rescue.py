@@ -83,9 +83,7 @@ def rescue_colour(
     if (not len(weak) or s.colour == 0 or not renderer.default_objective or s.init or s.diversity > 1
             or renderer.strategy is not None):
         return out, display, replaced
-    free = s.replace(colour=0.0)
-    redo = renderer.variant(max_filters=len(weak), objective=build_objective(free), colour=0.0,
-                            chunk=s.chunk).render(filters[weak])
+    redo = renderer.variant(max_filters=len(weak), colour=0.0, chunk=s.chunk).render(filters[weak])
     redo_display, redo_quality = measure(redo.images, filters[weak])
     better = redo_quality["photo_ratio"] > quality["photo_ratio"][weak]
     return merge(out, display, quality, weak, redo, redo_display, redo_quality, better)

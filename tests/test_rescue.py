@@ -53,7 +53,7 @@ def test_failed_filters_grow_again_without_the_colour_limit(tiny_cnn):
     noise without the limit and the redo kept where it beats the first picture (`colour_free`: more colourful and
     a higher photo_ratio); at least one is (the test is not vacuous). A render without the limit has none."""
     limited = RenderSettings(size=32, steps=16, param="fourier", optimizer="adam", lr=0.05, display="range", seed=3,
-                             objective="fired", colour=20.0, colour_limit=0.0)
+                             objective="fired", colour=20.0, colour_limit=0.0, specificity=1.0)
     plan = prepare_render(tiny_cnn, "conv2", "0:12", limited)
     plain = {r["filter"]: r for r in render_plan(plan, rescue=False).metrics}
     res = render_plan(plan)
