@@ -9,12 +9,13 @@ sees (the displayed picture):
   Where the settings limit colourfulness, first re-run from noise without the limit (`rescue_colour`): the
   limit keeps pictures in the colours of photographs, which suits a network trained on photographs, but a
   unit that wants saturated colour (a colour classifier's) loses to a saturated photo crop under it. The metrics
-  row says so (`colour_free`). Those still beaten are re-run from their best crop (`rescue_failed`): the ascent then starts where the photos are best and climbs from
-  there, as feature accentuation does (Hamblin et al. 2024), with the layer's settings and objective less the
-  colour limit and specificity, which a photo does not obey (for MaCo, whose fixed magnitude spectrum cannot
-  hold the crop, in Lucid's Fourier space), climbing what it is judged on: the positive part of the unit's
-  map as the network uses it (after its activation). The metrics row says so (`photo_start`), so such a picture
-  is never passed off as one grown from noise.
+  row says so (`colour_free`). Those still beaten are re-run from their best crop (`rescue_failed`): the
+  ascent then starts where the photos are best and climbs from there, as feature accentuation does (Hamblin
+  et al. 2024), with the layer's settings and objective less the colour limit and specificity, which a photo
+  does not obey (for MaCo, whose fixed magnitude spectrum cannot hold the crop, in Lucid's Fourier space),
+  climbing what it is judged on: the positive part of the unit's map as the network uses it (after its
+  activation). The metrics row says so (`photo_start`), so such a picture is never passed off as one grown
+  from noise.
 
 `measure(images, filters)` is the caller's: it returns the displayed pictures and their quality metrics, so
 that a redo is judged exactly like the first render.
