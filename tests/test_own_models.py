@@ -193,6 +193,8 @@ def test_cli_file_model_end_to_end(saved_model, tmp_path, capsys, caplog):
     assert main(["layers", "--model", saved_model, "--input-range", "0:1"]) == 0
     text = capsys.readouterr().out
     assert "grey 0-1" in text and "through bn1" in text and "logits (softmax skipped)" in text
+    assert main(["layers", "--model", saved_model, "--input-range", "-1:1"]) == 0  # not taken for an option
+    assert "grey -1-1" in capsys.readouterr().out
 
 
 def test_attribute_layer_target_behind_a_front(saved_model, tmp_path):

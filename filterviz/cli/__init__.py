@@ -16,6 +16,7 @@ __all__ = ["main"]
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+NEGATIVE_VALUES = ("--input-range",)  # options whose value may start with '-' (-1:1), which argparse takes for an option
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,9 +38,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _joined(argv: list[str]) -> list[str]:
+    """argv with `--input-range -1:1` written as `--input-range=-1:1`, which argparse reads as the value."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in NEGATIVE_VALUES and i + 1 < len(argv) and argv[i + 1][:1] == "-" and argv[i + 1][1:2].isdigit():
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_joined(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USER_ERROR
