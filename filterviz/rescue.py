@@ -70,6 +70,13 @@ def rescue_dead(
     return merge(out, display, quality, dead, redo, redo_display, redo_quality, better)
 
 
+def _rerun_allowed(renderer: LayerRenderer) -> bool:
+    """Whether a failed filter may be re-run alone: not for renders that start from the user's image, draw several
+    pictures per filter (they are judged together) or spread over several devices."""
+    s = renderer.settings
+    return not (s.init or s.diversity > 1 or renderer.strategy is not None)
+
+
 def rescue_colour(
     filters: np.ndarray, renderer: LayerRenderer, out: ChunkOutput, display: np.ndarray, quality: dict,
     measure: Measure,
@@ -81,8 +88,7 @@ def rescue_colour(
     s = renderer.settings
     weak = np.flatnonzero(quality["photo_ratio"] < 1.0)
     replaced = np.zeros(len(filters), bool)
-    if (not len(weak) or s.colour == 0 or not renderer.default_objective or s.init or s.diversity > 1
-            or renderer.strategy is not None):
+    if not len(weak) or s.colour == 0 or not renderer.default_objective or not _rerun_allowed(renderer):
         return out, display, replaced
     redo = renderer.variant(max_filters=len(weak), colour=0.0, chunk=s.chunk).render(filters[weak])
     redo_display, redo_quality = measure(redo.images, filters[weak])
@@ -102,7 +108,7 @@ def rescue_failed(
     in place."""
     s = renderer.settings
     replaced = np.zeros(len(filters), bool)
-    if s.init or s.diversity > 1 or renderer.strategy is not None:
+    if not _rerun_allowed(renderer):
         return out, display, replaced
     climber = _climber(s, renderer, model)
     for step in (1.0, 0.1):
