@@ -159,16 +159,18 @@ def compose(*transforms: Transform) -> Transform:
     return Transform(fn, " > ".join(t.name for t in transforms) or "identity")
 
 
-def standard(size: int, shift: float = 1 / 16) -> Transform:
+def standard(size: int, shift: float = 1 / 16, zoom: tuple[float, float] = (0.8, 1.2)) -> Transform:
     """filterviz's recipe, scaled to the image size: a shift of up to shift x size pixels (default size/16) with
-    the edge mirrored in, a zoom of 0.8-1.2 and a rotation of up to 10 degrees; the size is kept. Unlike Lucid's
-    recipe (`lucid`) it never shows the network a grey border, which made the pictures markedly more robust to
-    shifts and zooms, also to ones it was not trained on (README, "Presets")."""
+    the edge mirrored in, a zoom in steps of 0.05 over `zoom` (default 0.8-1.2) and a rotation of up to 10
+    degrees; the size is kept. Unlike Lucid's recipe (`lucid`) it never shows the network a grey border, which
+    made the pictures markedly more robust to shifts and zooms, also to ones it was not trained on (README,
+    "Presets")."""
     k = max(1, round(size * shift))
+    lo, hi = zoom
     return compose(
         pad(k, mode="reflect"),
         jitter(2 * k),
-        random_scale([0.8 + 0.05 * i for i in range(9)]),
+        random_scale([round(lo + 0.05 * i, 4) for i in range(round((hi - lo) / 0.05) + 1)]),
         random_rotate(10.0),
     )
 
@@ -181,12 +183,14 @@ def wide(size: int) -> Transform:
 
 
 def texture(size: int) -> Transform:
-    """`wide` after a circular shift anywhere (`roll(size/2)`): no place of the picture is privileged, so every
-    pixel spends as many steps at the network's border as in its middle and none is tuned to it (no frame, no
-    vignette); the picture becomes a seamless texture. For units that see a small part of the picture, whose
-    pictures are textures anyway (benchmarks/quality.py at block1_conv2: edge 0.37 -> 0.16); a unit that sees
-    most of the picture needs a middle to build its one object in, and gets `wide` (canvas.transforms_for)."""
-    return compose(roll(size // 2), wide(size))
+    """A circular shift anywhere (`roll(size/2)`), then `wide` with zooms of 0.6-1.5: no place of the picture is
+    privileged, so every pixel spends as many steps at the network's border as in its middle and none is tuned to
+    it (no frame, no vignette); the picture becomes a seamless texture. For units that see a small part of the
+    picture, whose pictures are textures anyway (benchmarks/quality.py at block1_conv2: edge 0.37 -> 0.16); a unit
+    that sees most of the picture needs a middle to build its one object in, and gets `wide`
+    (canvas.transforms_for). The wider zoom makes the pattern work at more scales than one: block2_conv2's
+    pictures kept 0.906 of their activation under the metrics' zooms with 0.8-1.2, 0.956 with 0.6-1.5."""
+    return compose(roll(size // 2), standard(size, shift=1 / 8, zoom=(0.6, 1.5)))
 
 
 def lucid(size: int) -> Transform:

@@ -95,9 +95,11 @@ def test_roll_is_a_circular_shift_that_keeps_every_pixel():
 
 
 def test_texture_is_wide_after_a_roll_anywhere_and_named_finds_each():
-    """texture = roll(size/2) then wide; `named` maps every settings name but 'auto' (the engine's) to its
-    transforms and rejects the rest."""
-    assert transforms.texture(128).name == "roll(64) > " + transforms.wide(128).name
+    """texture = roll(size/2) then wide with zooms of 0.6-1.5; `named` maps every settings name but 'auto' (the
+    engine's) to its transforms and rejects the rest."""
+    scales = str([round(0.6 + 0.05 * i, 4) for i in range(19)])
+    assert transforms.texture(128).name == "roll(64) > " + transforms.wide(128).name.replace(
+        "[0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2]", scales)
     for name in ("standard", "wide", "texture", "lucid"):
         assert transforms.named(name, 64).name == getattr(transforms, name)(64).name
     assert transforms.named("none", 64).name == "identity"
