@@ -266,17 +266,18 @@ PRESETS: dict[str, RenderSettings] = {
     # All use mixed_bfloat16 where it is faster with the same pictures (CPUs with AMX or AVX-512 BF16, see
     # filterviz.precision), else float32.
     # The best picture, and the default (benchmarks/quality.py, docs/quality.md): Lucid's decorrelated Fourier
-    # parameterization (spectrum decay 1.5) with filterviz's transforms at twice the shift (wide: fewer frames and
+    # parameterization (spectrum decay 1.6) with filterviz's transforms at twice the shift (wide: fewer frames and
     # vignettes), except for units that see at most 1/8 of the picture (auto): their pictures are textures, shifted
-    # anywhere on a torus first (texture: no frames, no vignettes) with a steeper spectrum (1.75: robust to zooms);
-    # Adam, specificity 1; the objective is the map's response where the filter fires (after its ReLU), not its
-    # mean, which can rise everywhere and stay below zero; a colourfulness limit of 70 keeps colours within the
-    # range of photographs; for the texture units the sigmoid's gradient pulls logits more than 2 from the
-    # picture's mean back (texture_guard: no black or white blobs left where the first steps saturated a region and
-    # the gradient vanished).
-    "quality": RenderSettings(param="fourier", decay=1.5, optimizer="adam", lr=0.05, steps=64, transforms="auto",
+    # anywhere on a torus first and zoomed 0.6-1.5 (texture: no frames, no vignettes, robust to zooms) with a
+    # steeper spectrum (1.75); Adam, specificity 1; the objective is the map's response where the filter fires
+    # (after its ReLU), not its mean, which can rise everywhere and stay below zero; a colourfulness limit of 70
+    # keeps colours within the range of photographs; the sigmoid's gradient pulls logits more than 5 (texture
+    # units: 2) from the picture's mean back (guard: no black or white blobs or clouds left where the first steps
+    # saturated a region and the gradient vanished; at 5 the deeper layers' pictures keep their large-scale
+    # contrast, and the spectrum's extra 0.1 of decay keeps their fine noise below the photos').
+    "quality": RenderSettings(param="fourier", decay=1.6, optimizer="adam", lr=0.05, steps=64, transforms="auto",
                               texture_decay=1.75, specificity=1.0, colour=1.0, colour_limit=70.0, objective="fired",
-                              precision="auto", texture_guard=2.0),
+                              precision="auto", texture_guard=2.0, guard=5.0),
     # Quick looks at whole layers: the Keras example's algorithm (raw pixels, normalized gradient, 30 steps) on the
     # fired objective, shown as rendered (and so kept in range): the Keras example's stretch to a fixed standard
     # deviation greys the colour fields and dark spots that first-layer filters prefer, so that a photo beats them
