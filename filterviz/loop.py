@@ -23,7 +23,12 @@ from .settings import RenderSettings
 from .transforms import Transform
 from .update import ascend, learning_rate
 
-__all__ = ["AscentLoop", "replicated"]
+__all__ = ["AscentLoop", "replicated", "PICTURE_VERSION"]
+
+# Raised whenever the same settings give different pictures, so that a run never resumes from pictures the code
+# no longer makes (results.read_partial): 2 = the guard measured from each picture's mean (2026-11-26) and
+# `texture`'s zooms of 0.6-1.5.
+PICTURE_VERSION = 2
 
 
 def replicated(fn: Callable, strategy: tf.distribute.Strategy | None, chunk: int) -> Callable:

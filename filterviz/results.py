@@ -14,6 +14,7 @@ import numpy as np
 
 from . import grid, metrics
 from .ascent import ChunkOutput
+from .loop import PICTURE_VERSION
 from .errors import Interrupted
 from .render import LayerResult, RenderPlan, render_plan
 from .files import clean_temps, ensure_dir, plain, read_json, safe_name, versions, write_json, write_npz, write_png
@@ -95,6 +96,7 @@ def save_layer(result, out_dir: str | os.PathLike, *, complete: bool = True, req
         "complete": bool(complete),
         "request": request,
         "versions": versions(),
+        "picture_version": PICTURE_VERSION,  # read_partial resumes only from pictures this code makes
         "summary": _summary(result),
         "filters": result.metrics,
     }
@@ -106,13 +108,15 @@ def read_partial(
     out_dir: str | os.PathLike, request: dict, settings, precision: str | None = None
 ) -> ChunkOutput | None:
     """The filters an earlier run finished in `out_dir` for the same request and settings (and, where given, the
-    same resolved `precision`: 'auto' may differ between machines), as a ChunkOutput (`filters` set), or None when
-    there are none. Filters that needed a numerical retry are left out (redone)."""
+    same resolved `precision`: 'auto' may differ between machines, and the same loop.PICTURE_VERSION), as a
+    ChunkOutput (`filters` set), or None when there are none. Filters that needed a numerical retry are left out (redone)."""
     out = Path(out_dir)
     meta = read_json(out / "metrics.json")
     if not isinstance(meta, dict) or meta.get("request") != plain(request):
         return None
     if meta.get("settings") != plain(dataclasses.asdict(settings)):
+        return None
+    if meta.get("picture_version") != PICTURE_VERSION:  # made by older code: the same settings, other pictures
         return None
     if precision is not None and meta.get("precision", precision) != precision:
         return None

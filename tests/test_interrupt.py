@@ -10,6 +10,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -229,6 +230,10 @@ def test_sigint_during_layer_saves_partial_then_resumes(tmp_path, model_path, ca
     assert read_partial(out, meta["request"], settings).filters.tolist() == meta["request"]["filters"][:n]
     assert read_partial(out, meta["request"], settings.replace(steps=99)) is None
     assert read_partial(out, dict(meta["request"], filters=[0, 1]), settings) is None
+    older = tmp_path / "older"  # the same settings, pictures of an older filterviz: not resumed from
+    shutil.copytree(out, older)
+    (older / "metrics.json").write_text(json.dumps(dict(meta, picture_version=meta["picture_version"] - 1)))
+    assert read_partial(older, meta["request"], settings) is None
 
     assert main([*args, "--out", str(out), "--quiet"]) == 0  # the re-run renders only the rest
     assert "12 filters in" in (said := capsys.readouterr().out) and f"({n} already done)" in said
