@@ -8,12 +8,13 @@
   target filter's place among all channels of the layer. A picture that excites its own filter far more than
   natural images do, and far more than it excites other filters, ranks 1.
 - `robustness`: the share of the activation kept under a small random shift (up to size/32 px each way, the
-  edge mirrored in, no resampling) and zoom (0.9-1.1, band-limited: `transforms.random_zoom`), averaged over `draws` transforms. 1.0 means
-  the feature survives small shifts and zooms. Undefined (NaN; null in metrics.json) where the picture's mean
+  edge mirrored in, no resampling) and zoom (0.9-1.1, band-limited: `transforms.random_zoom`, so that the
+  resampler's blur is not counted against fine gratings), averaged over `draws` transforms. 1.0 means the
+  feature survives small shifts and zooms. Undefined (NaN; null in metrics.json) where the picture's mean
   activation is not above 0: a dead picture (for a ReLU unit exactly those, which the dead count reports), or a
   unit that can go negative and stays below 0 on average; such pictures are left out of medians
-  (`median_defined`). For scale: crops of the sample photo keep about 0.96 of each filter's activation in
-  vgg16-hed block3_conv1 (zooming in by 1.1 blurs, and costs natural photos too).
+  (`median_defined`). For scale: each filter's best crop of the offline photos keeps 0.95-1.00 of its
+  activation (medians of vgg16-hed's blocks 1-5 at 128 px, benchmarks/quality.py).
 - `hf_share`: the share of the picture's spectral energy (mean removed, summed over channels) above half the
   Nyquist frequency (radial frequency > 0.25 cycles/pixel). High values mean checkerboard-like noise.
 - `colourfulness`: Hasler and Suesstrunk's (2003) colourfulness of the displayed RGB picture (0 for grey; they

@@ -109,7 +109,8 @@ def read_partial(
 ) -> ChunkOutput | None:
     """The filters an earlier run finished in `out_dir` for the same request and settings (and, where given, the
     same resolved `precision`: 'auto' may differ between machines, and the same loop.PICTURE_VERSION), as a
-    ChunkOutput (`filters` set), or None when there are none. Filters that needed a numerical retry are left out (redone)."""
+    ChunkOutput (`filters` set), or None when there are none. Filters that needed a numerical retry are left out
+    (redone)."""
     out = Path(out_dir)
     meta = read_json(out / "metrics.json")
     if not isinstance(meta, dict) or meta.get("request") != plain(request):

@@ -125,7 +125,7 @@ def _resized(x: tf.Tensor, scale: float) -> tf.Tensor:
 def random_zoom(scales: Sequence[float]) -> Transform:
     """Zoom by a factor drawn uniformly from `scales`, band-limited (Lanczos-3, see _resized): a 5% zoom moves a
     grating's frequency by 5% and keeps its contrast. `random_scale`'s bilinear sampling at fractional offsets
-    is also a blur (a grating of period 4 loses about 15% of its contrast), so a zoom of 0.95 cost the fine
+    is also a blur (a grating of period 4 loses about a fifth of its contrast), so a zoom of 0.95 cost the fine
     gratings of vgg16-hed's block1_conv2 as much as one of 0.9: for measuring how a picture survives a zoom
     (metrics.quality_metrics), where that blur would be counted as the picture's fault. Not for the loop (it is
     not a rotation, and the loop's transforms need no static size)."""
