@@ -39,8 +39,14 @@ def guarded_sigmoid(limit: float) -> Callable[[tf.Tensor], tf.Tensor]:
     stays a blob; with it the region comes back to where the objective can act on it. Measured from the mean, not
     from 0, so that a picture that is all one saturated colour (a unit that wants pure white, or pure green) can
     reach it: only regions far from the rest of their picture are pulled. The picture itself (the forward pass) is
-    the plain sigmoid."""
+    the plain sigmoid.
 
+    Its own small tf.function: traced inside a caller's graph, tf.custom_gradient registers a gradient function in
+    TensorFlow's global registry that holds that graph's tensors for good, so every traced ascent loop (a whole
+    network's graph) stayed in memory, about 24 MB per layer in a sweep (tests/test_memory.py); traced in its own
+    graph it keeps only that graph, a few operations."""
+
+    @tf.function(autograph=False)
     @tf.custom_gradient
     def fn(z: tf.Tensor) -> tuple[tf.Tensor, Callable]:
         y = tf.sigmoid(z)
