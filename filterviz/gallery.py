@@ -241,11 +241,16 @@ def detail(picture: np.ndarray) -> float:
 
 def _cover(s: LayerSources) -> int:
     """The filter whose first render shows the most detail: a layer's index card should not be a flat tile or a
-    plain colour field, which a filter that prefers plain brightness or colour rightly gets."""
+    plain colour field, which a filter that prefers plain brightness or colour rightly gets. Pictures not grown
+    from noise (a woken unit's tiled pixel patch, a photo start) come last: a tiled patch has the most detail of
+    all, and shows least of what the layer draws."""
     if not s.renders:
         return s.filters[0]
     r = s.renders[0]
-    return int(r.filters[int(np.argmax([detail(d) for d in r.display]))])
+    grown = [not (r.rows.get(int(f), {}).get("woken") or r.rows.get(int(f), {}).get("photo_start"))
+             for f in r.filters]
+    best = max(range(len(r.filters)), key=lambda i: (grown[i], detail(r.display[i])))
+    return int(r.filters[best])
 
 
 def _filter_body(s: LayerSources, f: int, item: dict, base: str) -> str:

@@ -218,3 +218,18 @@ def test_index_card_is_the_most_detailed_tile(results, site):
     best = r.filters[int(np.argmax(spreads))]
     cards = re.findall(r'<img src="([^"]+)"[^>]*alt="conv1"', (site / "index.html").read_text())
     assert best != r.filters[0] and cards == [f"tiny/conv1/r0/f{best}.png"], (cards, spreads)
+
+
+def test_a_layers_cover_is_a_grown_picture_not_a_woken_patch():
+    """The index card shows the grown picture with the most detail; a woken unit's tiled patch (the most
+    detail of all) or a photo start only where nothing else was grown."""
+    from filterviz.gallery import LayerSources, _cover
+
+    noisy = np.random.default_rng(0).integers(0, 256, (16, 16, 3)).astype(np.uint8)
+    stripes = np.tile((np.arange(16) % 4 < 2)[None, :, None] * 255, (16, 1, 3)).astype(np.uint8)
+    flat = np.full((16, 16, 3), 128, np.uint8)
+    rows = {0: {}, 1: {"woken": True}, 2: {}, 3: {"photo_start": True}}
+    r = Render(Path("."), "quality", np.stack([flat, noisy, stripes, noisy]), [0, 1, 2, 3], rows)
+    assert _cover(LayerSources("m", "l", renders=[r])) == 2
+    rows[1]["woken"] = False
+    assert _cover(LayerSources("m", "l", renders=[r])) == 1
