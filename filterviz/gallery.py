@@ -247,9 +247,9 @@ def _cover(s: LayerSources) -> int:
     if not s.renders:
         return s.filters[0]
     r = s.renders[0]
-    grown = [not (r.rows.get(int(f), {}).get("woken") or r.rows.get(int(f), {}).get("photo_start"))
-             for f in r.filters]
-    best = max(range(len(r.filters)), key=lambda i: (grown[i], detail(r.display[i])))
+    rows = [r.rows.get(int(f), {}) for f in r.filters]
+    best = max(range(len(rows)), key=lambda i: (not (rows[i].get("woken") or rows[i].get("photo_start")),
+                                                 detail(r.display[i])))
     return int(r.filters[best])
 
 

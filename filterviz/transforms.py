@@ -96,13 +96,17 @@ def _affine(x: tf.Tensor, scale: tf.Tensor, angle: tf.Tensor) -> tf.Tensor:
     )
 
 
+def _zoom_index(n: int, seed: tf.Tensor) -> tf.Tensor:
+    """Which of n zoom factors this step uses (one draw for the batch)."""
+    return tf.random.stateless_uniform([], _sub(seed, 2), 0, n, dtype=tf.int32)
+
+
 def random_scale(scales: Sequence[float]) -> Transform:
     """Zoom by a factor drawn uniformly from `scales`."""
     table = tf.constant(list(scales), tf.float32)
 
     def fn(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        i = tf.random.stateless_uniform([], _sub(seed, 2), 0, len(scales), dtype=tf.int32)
-        return _affine(x, table[i], tf.constant(0.0))
+        return _affine(x, table[_zoom_index(len(scales), seed)], tf.constant(0.0))
 
     return Transform(fn, f"scale({list(scales)})")
 
@@ -132,8 +136,7 @@ def random_zoom(scales: Sequence[float]) -> Transform:
     scales = list(scales)
 
     def fn(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        i = tf.random.stateless_uniform([], _sub(seed, 2), 0, len(scales), dtype=tf.int32)
-        return tf.switch_case(i, [lambda s=s: _resized(x, s) for s in scales])
+        return tf.switch_case(_zoom_index(len(scales), seed), [lambda s=s: _resized(x, s) for s in scales])
 
     return Transform(fn, f"zoom({scales})")
 
@@ -175,11 +178,11 @@ def standard(size: int, shift: float = 1 / 16, zoom: tuple[float, float] = (0.8,
     )
 
 
-def wide(size: int) -> Transform:
+def wide(size: int, zoom: tuple[float, float] = (0.8, 1.2)) -> Transform:
     """`standard` with twice its shift, up to size/8 pixels, the width of the ring metrics.edge_score compares with
     the middle: the picture's outer ring spends more steps away from the network's border, so fewer pictures get
     a frame or vignette tuned to it (benchmarks/quality.py: edge 0.39 -> 0.13 at block3_conv3)."""
-    return standard(size, shift=1 / 8)
+    return standard(size, shift=1 / 8, zoom=zoom)
 
 
 def texture(size: int) -> Transform:
@@ -190,7 +193,7 @@ def texture(size: int) -> Transform:
     that sees most of the picture needs a middle to build its one object in, and gets `wide`
     (canvas.transforms_for). The wider zoom makes the pattern work at more scales than one: block2_conv2's
     pictures kept 0.906 of their activation under the metrics' zooms with 0.8-1.2, 0.956 with 0.6-1.5."""
-    return compose(roll(size // 2), standard(size, shift=1 / 8, zoom=(0.6, 1.5)))
+    return compose(roll(size // 2), wide(size, zoom=(0.6, 1.5)))
 
 
 def lucid(size: int) -> Transform:
