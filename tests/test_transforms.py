@@ -109,7 +109,7 @@ def test_texture_is_wide_after_a_roll_anywhere_and_named_finds_each():
 
 def test_random_zoom_moves_a_fine_grating_without_blurring_it():
     """The metric's zoom: a grating of period 4 zoomed by 0.95 or 1.05 keeps its contrast (band-limited), where
-    random_scale's bilinear sampling takes about a sixth of it; the size is kept, 1.0 is the identity, and the
+    random_scale's bilinear sampling takes about a fifth of it; the size is kept, 1.0 is the identity, and the
     zoomed grating's period is the zoomed one."""
     n = 128
     cols = np.cos(2 * np.pi * np.arange(n) / 4.0).astype(np.float32)
