@@ -85,7 +85,9 @@ def relu_rule(rule: str, max_value: float | None = None) -> Callable[[tf.Tensor]
         return y, grad
 
     rule_relu.__name__ = f"{rule}_relu"
-    return rule_relu
+    # its own small graph: traced inside a caller's graph, tf.custom_gradient registers a gradient function in
+    # TensorFlow's global registry that holds the caller's graph for good (params.guarded_sigmoid)
+    return tf.function(rule_relu, autograph=False)
 
 
 def _act_name(act) -> str:

@@ -81,3 +81,23 @@ def test_twenty_layers_in_one_process_memory_flat_traces_released(tmp_path, monk
     assert not first_model_alive, "the first model was kept after its last job"
     gc.collect()
     assert all(r() is None for refs in renderers for r in refs)  # every renderer and its tf.functions freed
+
+
+def test_attributor_let_go_releases_its_traced_graph():
+    """A ReLU rule's tf.custom_gradient traced inside the Attributor's graph once registered a gradient function
+    globally that kept that graph (a whole clone of the network) alive after the Attributor was gone."""
+    import numpy as np
+
+    from filterviz.attribution import Attributor, parse_target
+
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    net = keras.Model(inp, keras.layers.Dense(3)(x))
+    attributor = Attributor(net)
+    attributor(np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32), "guided", parse_target("class:1"))
+    (fn,) = attributor.functions.values()
+    graph = weakref.ref(fn.get_concrete_function().graph)
+    del attributor, fn
+    gc.collect()
+    assert graph() is None
