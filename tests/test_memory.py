@@ -7,11 +7,13 @@ import os
 import weakref
 
 import keras
+import numpy as np
 import pytest
 
 from filterviz import models
 from filterviz import render as render_module
 from filterviz import results as results_module
+from filterviz.attribution import Attributor, parse_target
 from filterviz.config import load_config
 from filterviz.sweep import run_sweep
 
@@ -86,10 +88,6 @@ def test_twenty_layers_in_one_process_memory_flat_traces_released(tmp_path, monk
 def test_attributor_let_go_releases_its_traced_graph():
     """A ReLU rule's tf.custom_gradient traced inside the Attributor's graph once registered a gradient function
     globally that kept that graph (a whole clone of the network) alive after the Attributor was gone."""
-    import numpy as np
-
-    from filterviz.attribution import Attributor, parse_target
-
     inp = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(4, 3, activation="relu")(inp)
     x = keras.layers.GlobalAveragePooling2D()(x)
