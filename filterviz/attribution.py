@@ -86,8 +86,9 @@ def relu_rule(rule: str, max_value: float | None = None) -> Callable[[tf.Tensor]
 
     rule_relu.__name__ = f"{rule}_relu"
     # its own small graph: traced inside a caller's graph, tf.custom_gradient registers a gradient function in
-    # TensorFlow's global registry that holds the caller's graph for good (params.guarded_sigmoid)
-    return tf.function(rule_relu, autograph=False)
+    # TensorFlow's global registry that holds the caller's graph for good (params.guarded_sigmoid); called eagerly
+    # (a clone from swap_relus), new shapes are generalized rather than each traced again
+    return tf.function(rule_relu, autograph=False, reduce_retracing=True)
 
 
 def _act_name(act) -> str:

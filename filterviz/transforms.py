@@ -162,7 +162,10 @@ def compose(*transforms: Transform) -> Transform:
     return Transform(fn, " > ".join(t.name for t in transforms) or "identity")
 
 
-def standard(size: int, shift: float = 1 / 16, zoom: tuple[float, float] = (0.8, 1.2)) -> Transform:
+_ZOOM = (0.8, 1.2)  # the default zoom range of `standard` and `wide`
+
+
+def standard(size: int, shift: float = 1 / 16, zoom: tuple[float, float] = _ZOOM) -> Transform:
     """filterviz's recipe, scaled to the image size: a shift of up to shift x size pixels (default size/16) with
     the edge mirrored in, a zoom in steps of 0.05 over `zoom` (default 0.8-1.2) and a rotation of up to 10
     degrees; the size is kept. Unlike Lucid's recipe (`lucid`) it never shows the network a grey border, which
@@ -178,7 +181,7 @@ def standard(size: int, shift: float = 1 / 16, zoom: tuple[float, float] = (0.8,
     )
 
 
-def wide(size: int, zoom: tuple[float, float] = (0.8, 1.2)) -> Transform:
+def wide(size: int, zoom: tuple[float, float] = _ZOOM) -> Transform:
     """`standard` with twice its shift, up to size/8 pixels, the width of the ring metrics.edge_score compares with
     the middle: the picture's outer ring spends more steps away from the network's border, so fewer pictures get
     a frame or vignette tuned to it (benchmarks/quality.py: edge 0.39 -> 0.13 at block3_conv3)."""

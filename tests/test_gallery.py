@@ -20,7 +20,7 @@ from PIL import Image
 
 from filterviz.cli import main
 from filterviz.errors import UserError
-from filterviz.gallery import Render, default_first, detail, discover, write_gallery
+from filterviz.gallery import LayerSources, Render, _cover, default_first, detail, discover, write_gallery
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
@@ -223,8 +223,6 @@ def test_index_card_is_the_most_detailed_tile(results, site):
 def test_a_layers_cover_is_a_grown_picture_not_a_woken_patch():
     """The index card shows the grown picture with the most detail; a woken unit's tiled patch (the most
     detail of all) or a photo start only where nothing else was grown."""
-    from filterviz.gallery import LayerSources, _cover
-
     noisy = np.random.default_rng(0).integers(0, 256, (16, 16, 3)).astype(np.uint8)
     stripes = np.tile((np.arange(16) % 4 < 2)[None, :, None] * 255, (16, 1, 3)).astype(np.uint8)
     flat = np.full((16, 16, 3), 128, np.uint8)
