@@ -8,9 +8,14 @@
   target filter's place among all channels of the layer. A picture that excites its own filter far more than
   natural images do, and far more than it excites other filters, ranks 1.
 - `robustness`: the share of the activation kept under a small random shift (up to size/32 px each way, the
-  edge mirrored in, no resampling) and zoom (0.9-1.1, band-limited: `transforms.random_zoom`, so that the
-  resampler's blur is not counted against fine gratings), averaged over `draws` transforms. 1.0 means the
-  feature survives small shifts and zooms. Undefined (NaN; null in metrics.json) where the picture's mean
+  edge mirrored in, no resampling) and zoom (0.9-1.1, band-limited: `transforms.zoomed`, so that the
+  resampler's blur is not counted against fine gratings), averaged over `draws` transforms, each zoom scored on
+  the picture's own content (`_zoom_kept`): a zoom-out is averaged over the map's part where the shrunk picture
+  lies, not over the mirrored edge the zoom fills in (an oriented texture's mirror image is the other
+  orientation, which cost oriented textures a fifth of their activation at 0.9); a zoom-in is compared with the
+  same middle of the picture before it, not with the whole (a crop to the middle rewarded pictures whose
+  middle fires more: vignettes and islands). 1.0 means the feature survives small shifts and zooms. Undefined
+  (NaN; null in metrics.json) where the picture's mean
   activation is not above 0: a dead picture (for a ReLU unit exactly those, which the dead count reports), or a
   unit that can go negative and stays below 0 on average; such pictures are left out of medians
   (`median_defined`). For scale: each filter's best crop of the offline photos keeps 0.95-1.00 of its
@@ -207,21 +212,7 @@ def quality_metrics(
     rel = acts / scale[None, :]
     rank = 1 + (rel > rel[np.arange(len(filters)), filters][:, None]).sum(axis=1)
 
-    d = max(1, size // 32)
-    # a shift of up to d pixels each way (mirrored in at the edge, no resampling), then a zoom; the size is kept
-    t = transforms.compose(
-        transforms.pad(d, mode="reflect"), transforms.jitter(2 * d),
-        transforms.random_zoom([0.9, 0.95, 1.0, 1.05, 1.1]),
-    )
-    kept = np.zeros(len(filters))
-    for k in range(draws):
-        moved = np.concatenate([
-            t(tf.constant(shown[s : s + batch]), tf.constant([seed, 1000 + k])).numpy()
-            for s in range(0, len(shown), batch)
-        ])
-        after = _channel_means(post.model, moved, batch)[np.arange(len(filters)), filters]
-        kept += after
-    robust = np.where(own > 0, (kept / draws) / np.where(own > 0, own, 1.0), np.nan)  # nothing to keep: undefined
+    robust = _shift_zoom_kept(post.model, shown, filters, batch=batch, draws=draws, seed=seed)
     return {
         "activation": own,
         "dead": fires <= 0.0,
@@ -230,6 +221,60 @@ def quality_metrics(
         "hf_share": hf_share(display),
         "colourfulness": colourfulness(display),
     }
+
+
+ZOOMS = (0.9, 0.95, 1.0, 1.05, 1.1)  # the small zooms a picture should survive
+BORDER = 2  # feature-map pixels left out on every side where a picture's own response is read
+
+
+def _own_maps(model: keras.Model, images: np.ndarray, filters: np.ndarray, batch: int) -> np.ndarray:
+    """Each picture's own filter's activation map: [N, h, w]."""
+    out = []
+    for s in range(0, len(images), batch):
+        y = tf.cast(model(tf.constant(images[s : s + batch]), training=False), tf.float32)
+        out.append(tf.gather(tf.transpose(y, [0, 3, 1, 2]), filters[s : s + batch], axis=1, batch_dims=1).numpy())
+    return np.concatenate(out)
+
+
+def _middle(maps: np.ndarray, share: float) -> np.ndarray:
+    """The mean of each map's central square whose side is `share` of the map's: [N]."""
+    h, w = maps.shape[1:]
+    kh, kw = max(1, round(h * share)), max(1, round(w * share))
+    top, left = (h - kh) // 2, (w - kw) // 2
+    return maps[:, top : top + kh, left : left + kw].mean(axis=(1, 2))
+
+
+def _zoom_kept(before: np.ndarray, after: np.ndarray, zoom: float) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, defined): the share of its activation a picture keeps under a zoom, read on the same content and
+    with BORDER map pixels left out (what the image's edge does is not the picture's): a zoom-out's map where
+    the shrunk picture lies, not the edge the zoom mirrored in; a zoom-in's map against the same middle of the
+    map before it."""
+    h = before.shape[1]
+    inner = 1.0 - 2 * BORDER / h if h > 2 * BORDER else 1.0
+    was = _middle(before, inner * min(1.0, 1.0 / zoom))
+    return _middle(after, inner * min(1.0, zoom)) / np.where(was > 0, was, 1.0), was > 0
+
+
+def _shift_zoom_kept(
+    model: keras.Model, shown: np.ndarray, filters: np.ndarray, *, batch: int, draws: int, seed: int
+) -> np.ndarray:
+    """The mean over `draws` of the share of its activation each picture keeps under a shift of up to size/32
+    pixels each way (mirrored in at the edge, no resampling), then one of the small zooms (band-limited); the
+    size is kept. [N]; NaN where the picture's own activation is not above 0 (nothing to keep)."""
+    d = max(1, shown.shape[1] // 32)
+    shift = transforms.compose(transforms.pad(d, mode="reflect"), transforms.jitter(2 * d))
+    before = _own_maps(model, shown, filters, batch)
+    kept, defined = np.zeros(len(filters)), np.ones(len(filters), bool)
+    for k in range(draws):
+        key = tf.constant([seed, 1000 + k])
+        zoom = ZOOMS[int(transforms.zoom_index(len(ZOOMS), key))]
+        moved = np.concatenate([
+            transforms.zoomed(shift(tf.constant(shown[s : s + batch]), key), zoom).numpy()
+            for s in range(0, len(shown), batch)
+        ])
+        share, ok = _zoom_kept(before, _own_maps(model, moved, filters, batch), zoom)
+        kept, defined = kept + share, defined & ok
+    return np.where(defined, kept / draws, np.nan)
 
 
 # -- pictures against several photos, frames and palettes -----------------------------------------------------
@@ -294,7 +339,7 @@ def photo_crops(
 
 
 def inner_means(
-    model: keras.Model, images: np.ndarray, *, batch: int = 16, border: int = 2
+    model: keras.Model, images: np.ndarray, *, batch: int = 16, border: int = BORDER
 ) -> np.ndarray | list[np.ndarray]:
     """Every channel's mean positive response per image [N, C], leaving `border` feature-map pixels out on every
     side (what the image's edge does is not the picture's). A model with several outputs gives one per output."""
@@ -313,13 +358,16 @@ def inner_means(
     return means if len(means) > 1 else means[0]
 
 
-def best_photo_activation(model: keras.Model, crops: np.ndarray, *, batch: int = 16, border: int = 2) -> np.ndarray:
+def best_photo_activation(
+    model: keras.Model, crops: np.ndarray, *, batch: int = 16, border: int = BORDER
+) -> np.ndarray:
     """[C]: every channel's highest inner_means over the photo crops: what the best natural picture achieves."""
     return inner_means(model, crops, batch=batch, border=border).max(axis=0)
 
 
 def photo_ratio(
-    model: keras.Model, shown: np.ndarray, filters: np.ndarray, best: np.ndarray, *, batch: int = 16, border: int = 2
+    model: keras.Model, shown: np.ndarray, filters: np.ndarray, best: np.ndarray, *, batch: int = 16,
+    border: int = BORDER,
 ) -> np.ndarray:
     """[N]: each picture's activation of its own filter (inner_means of `model`, the layer's post-activation
     output) over the best photo crop's (`best`, from best_photo_activation with the same border). Below 1 the

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from .quiet import tf
 
-__all__ = ["Transform", "pad", "jitter", "roll", "random_scale", "random_zoom", "random_rotate", "compose",
-           "standard", "wide", "texture", "lucid", "named"]
+__all__ = ["Transform", "pad", "jitter", "roll", "random_scale", "zoomed", "zoom_index",
+           "random_rotate", "compose", "standard", "wide", "texture", "lucid", "named"]
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def _affine(x: tf.Tensor, scale: tf.Tensor, angle: tf.Tensor) -> tf.Tensor:
     )
 
 
-def _zoom_index(n: int, seed: tf.Tensor) -> tf.Tensor:
+def zoom_index(n: int, seed: tf.Tensor) -> tf.Tensor:
     """Which of n zoom factors this step uses (one draw for the batch)."""
     return tf.random.stateless_uniform([], _sub(seed, 2), 0, n, dtype=tf.int32)
 
@@ -106,14 +106,20 @@ def random_scale(scales: Sequence[float]) -> Transform:
     table = tf.constant(list(scales), tf.float32)
 
     def fn(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        return _affine(x, table[_zoom_index(len(scales), seed)], tf.constant(0.0))
+        return _affine(x, table[zoom_index(len(scales), seed)], tf.constant(0.0))
 
     return Transform(fn, f"scale({list(scales)})")
 
 
-def _resized(x: tf.Tensor, scale: float) -> tf.Tensor:
+def zoomed(x: tf.Tensor, scale: float) -> tf.Tensor:
     """Zoom about the centre by resizing the whole picture with a Lanczos-3 kernel, then cropping its middle
-    (zoom in) or mirroring its edge out (zoom out) back to the size. Needs a static height and width."""
+    (zoom in) or mirroring its edge out (zoom out) back to the size. Needs a static height and width.
+
+    Band-limited: a 5% zoom moves a grating's frequency by 5% and keeps its contrast, where `random_scale`'s
+    bilinear sampling at fractional offsets is also a blur (a grating of period 4 loses about a fifth of its
+    contrast). For measuring how a picture survives a zoom (metrics.quality_metrics), where that blur would be
+    counted as the picture's fault; not for the loop (no rotation, and the loop's transforms need no static
+    size)."""
     h, w = x.shape[1], x.shape[2]
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     if (nh, nw) == (h, w):
@@ -124,21 +130,6 @@ def _resized(x: tf.Tensor, scale: float) -> tf.Tensor:
         return y[:, top : top + h, left : left + w]
     ph, pw = h - nh, w - nw
     return tf.pad(y, [[0, 0], [ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]], mode="REFLECT")
-
-
-def random_zoom(scales: Sequence[float]) -> Transform:
-    """Zoom by a factor drawn uniformly from `scales`, band-limited (Lanczos-3, see _resized): a 5% zoom moves a
-    grating's frequency by 5% and keeps its contrast. `random_scale`'s bilinear sampling at fractional offsets
-    is also a blur (a grating of period 4 loses about a fifth of its contrast), so a zoom of 0.95 cost the fine
-    gratings of vgg16-hed's block1_conv2 as much as one of 0.9: for measuring how a picture survives a zoom
-    (metrics.quality_metrics), where that blur would be counted as the picture's fault. Not for the loop (it is
-    not a rotation, and the loop's transforms need no static size)."""
-    scales = list(scales)
-
-    def fn(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        return tf.switch_case(_zoom_index(len(scales), seed), [lambda s=s: _resized(x, s) for s in scales])
-
-    return Transform(fn, f"zoom({scales})")
 
 
 def random_rotate(degrees: float) -> Transform:

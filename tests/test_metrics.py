@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
-from filterviz import metrics
+from filterviz import metrics, transforms
 from filterviz.models import feature_extractor, load_model
 
 
@@ -73,12 +74,58 @@ def test_robustness_one_for_flat_high_for_photos_low_for_noise(tiny_cnn):
         assert not q["dead"].any()
         return q["robustness"]
 
-    flat = robustness(np.full((8, 32, 32, 3), 200.0, np.float32))
+    flat_pictures = np.full((8, 32, 32, 3), 200.0, np.float32)
+    flat = robustness(flat_pictures)
     photo = robustness(metrics.natural_crops(32)[:8])
     noise = robustness(np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype(np.float32))
-    np.testing.assert_allclose(flat, 1.0, rtol=1e-5)
+    # a flat picture fires some filters only where the network's zero padding makes an edge: none of that is the
+    # picture's, so there is nothing to keep (undefined); the others keep all of it
+    inner = post.model(flat_pictures[:1]).numpy()[0, 2:-2, 2:-2].mean(axis=(0, 1))
+    assert (inner > 0).sum() >= 3 and (inner <= 0).sum() >= 1, inner
+    assert (np.isnan(flat) == (inner <= 0)).all(), (flat, inner)
+    np.testing.assert_allclose(flat[inner > 0], 1.0, rtol=1e-5)
     # measured: photos 0.96-1.11 (median 0.99), noise 0.87-0.94, at least 0.048 apart for every filter
     assert np.median(photo) > 0.95 and (noise < 0.95).all() and (photo > noise + 0.03).all(), (photo, noise)
+
+
+def _fixed_conv(size: int, kernels: np.ndarray):
+    """A one-layer ReLU model whose filters are `kernels` [k, k, 3, F] (no bias): a unit whose response is known."""
+    import keras
+
+    inp = keras.Input((size, size, 3))
+    conv = keras.layers.Conv2D(kernels.shape[-1], kernels.shape[0], padding="same", activation="relu", name="c")
+    model = keras.Model(inp, conv(inp))
+    conv.set_weights([kernels.astype(np.float32), np.zeros(kernels.shape[-1], np.float32)])
+    return feature_extractor(load_model(model), "c", pre_activation=False)
+
+
+def test_robustness_reads_a_zoom_out_where_the_picture_is_not_the_mirrored_edge():
+    """A zoom-out mirrors the picture's edge in; the mirror image of a diagonal grating is the other diagonal,
+    which a diagonal-line unit does not see. Read over the whole map, a zoom of 0.9 cost the grating 8% for the
+    fill alone; read where the shrunk grating lies, it keeps nearly all (measured 0.989)."""
+    n = 64
+    line = np.full((5, 5), -0.2, np.float32)
+    np.fill_diagonal(line, 1.0)
+    post = _fixed_conv(n, np.repeat(line[:, :, None, None], 3, axis=2) / 3)
+    y, x = np.mgrid[0:n, 0:n]
+    grating = np.repeat((128 + 100 * np.cos(2 * np.pi * (x - y) / 6)).astype(np.float32)[None, :, :, None], 3, -1)
+    q = metrics.quality_metrics(post, grating, grating.astype(np.uint8), np.array([0]))
+    whole = post.model(transforms.zoomed(tf.constant(grating), 0.9)).numpy().mean() / post.model(grating).numpy().mean()
+    assert whole < 0.93 and q["robustness"][0] > 0.97, (whole, q["robustness"])
+
+
+def test_robustness_does_not_reward_a_picture_for_its_middle():
+    """A zoom-in crops the middle; a bright island in a dark field gained 13% from the crop alone when the
+    enlarged middle was compared with the whole picture. Compared with the same middle, a pixel-mean unit keeps
+    what it had (measured 1.005), whatever the picture's layout."""
+    n = 64
+    post = _fixed_conv(n, np.full((1, 1, 3, 1), 1 / 3))
+    y, x = np.mgrid[0:n, 0:n]
+    island = np.where(np.hypot(x - n / 2 + 0.5, y - n / 2 + 0.5) < n / 4, 230.0, 20.0).astype(np.float32)
+    island = np.repeat(island[None, :, :, None], 3, -1)
+    q = metrics.quality_metrics(post, island, island.astype(np.uint8), np.array([0]))
+    cropped = post.model(transforms.zoomed(tf.constant(island), 1.1)).numpy().mean() / post.model(island).numpy().mean()
+    assert cropped > 1.1 and abs(q["robustness"][0] - 1.0) < 0.02, (cropped, q["robustness"])
 
 
 def test_render_layer_on_a_fixed_size_model():
