@@ -9,17 +9,17 @@
   natural images do, and far more than it excites other filters, ranks 1.
 - `robustness`: the share of the activation kept under a small random shift (up to size/32 px each way, the
   edge mirrored in, no resampling) and zoom (0.9-1.1, band-limited: `transforms.zoomed`, so that the
-  resampler's blur is not counted against fine gratings), averaged over `draws` transforms, each zoom scored on
-  the picture's own content (`_zoom_kept`): a zoom-out is averaged over the map's part where the shrunk picture
-  lies, not over the mirrored edge the zoom fills in (an oriented texture's mirror image is the other
-  orientation, which cost oriented textures a fifth of their activation at 0.9); a zoom-in is compared with the
-  same middle of the picture before it, not with the whole (a crop to the middle rewarded pictures whose
-  middle fires more: vignettes and islands). 1.0 means the feature survives small shifts and zooms. Undefined
-  (NaN; null in metrics.json) where the picture's mean
-  activation is not above 0: a dead picture (for a ReLU unit exactly those, which the dead count reports), or a
-  unit that can go negative and stays below 0 on average; such pictures are left out of medians
-  (`median_defined`). For scale: each filter's best crop of the offline photos keeps 0.95-1.00 of its
-  activation (medians of vgg16-hed's blocks 1-5 at 128 px, benchmarks/quality.py).
+  resampler's blur is not counted against fine gratings), averaged over `draws` transforms, each zoom read on
+  the picture's own content (`_zoom_kept`) with BORDER feature-map pixels along the edge left out: a zoom-out
+  where the shrunk picture lies, not on the mirrored edge the zoom fills in (an oriented texture's mirror image
+  is the other orientation: the fill cost block 2's textures about 13% at 0.9); a zoom-in against the same
+  middle of the picture before it, not the whole (a crop to the middle rewarded pictures whose middle fires
+  more: vignettes and islands). 1.0 means the feature survives small shifts and zooms. Undefined (NaN; null in
+  metrics.json) where the picture's own response is not above 0: a dead picture (for a ReLU unit those, which
+  the dead count reports), a flat one that fires a unit only at the network's padded edge, or a unit that can
+  go negative and stays below 0 on average; such pictures are left out of medians (`median_defined`). For
+  scale: each filter's best crop of the offline photos keeps 0.93-1.01 of its activation (medians of
+  vgg16-hed's blocks 1-5 at 128 px, benchmarks/quality.py).
 - `hf_share`: the share of the picture's spectral energy (mean removed, summed over channels) above half the
   Nyquist frequency (radial frequency > 0.25 cycles/pixel). High values mean checkerboard-like noise.
 - `colourfulness`: Hasler and Suesstrunk's (2003) colourfulness of the displayed RGB picture (0 for grey; they
