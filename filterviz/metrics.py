@@ -151,10 +151,11 @@ class NaturalPhotos:
 
     @property
     def photos(self) -> np.ndarray:
-        """photo_crops at this size, without flips (half the cost, and a mirror image rarely beats its original by
-        much): what `best` and `best_crops` score against."""
+        """photo_crops at this size, their mirror images included (each crop followed by its mirror image): what
+        `best` and `best_crops` score against, the same crops as benchmarks/quality.py's, so that a picture the
+        benchmark counts as beaten (a mirror image can beat its original) is flagged and rescued by the render."""
         if self._photos is None:
-            self._photos = photo_crops(self.size, self.channels, flips=False)
+            self._photos = photo_crops(self.size, self.channels)
         return self._photos
 
     def best(self, model: keras.Model, *, batch: int = 16) -> np.ndarray:
@@ -166,11 +167,11 @@ class NaturalPhotos:
         return self.photos[self._responses(model, batch).argmax(axis=0)[np.asarray(filters, int)]]
 
     def favourite_colours(self, model: keras.Model, filters: np.ndarray, k: int = 5, *, batch: int = 16) -> np.ndarray:
-        """[len(filters), channels] float32, 0-255: the mean colour of the k crops of `photos` that excite each
-        filter most (where in colour space the photos that a filter likes lie)."""
-        acts = self._responses(model, batch)[:, np.asarray(filters, int)]
+        """[len(filters), channels] float32, 0-255: the mean colour of the k crops of `photos` (mirror images left
+        out) that excite each filter most (where in colour space the photos that a filter likes lie)."""
+        acts = self._responses(model, batch)[::2, np.asarray(filters, int)]  # a mirror image has the same colour
         top = np.argsort(-acts, axis=0, kind="stable")[:k]  # [k, F]
-        return self.photos.mean(axis=(1, 2))[top].mean(axis=0).astype(np.float32)
+        return self.photos[::2].mean(axis=(1, 2))[top].mean(axis=0).astype(np.float32)
 
     def _responses(self, model: keras.Model, batch: int) -> np.ndarray:
         """inner_means of `model` over `photos` [N, C], computed once per (model, batch)."""

@@ -76,6 +76,19 @@ def test_best_crops_are_the_best(tiny_cnn):
     np.testing.assert_allclose(acts, plan.photos.best(model)[:4], rtol=1e-5)
 
 
+def test_a_render_judges_against_the_benchmarks_crops_mirror_images_included(tiny_cnn):
+    """The render flags (and rescues) a picture beaten by any crop that benchmarks/quality.py scores it against:
+    the same best activation per filter, and some filter's best crop here is a mirror image (without them, a
+    picture the benchmark counted as beaten by 0.2% passed the render's check)."""
+    plan = prepare_render(tiny_cnn, "conv2", "0:4", BARELY)
+    model = plan.post.model
+    size, channels = plan.settings.size, plan.model.channels
+    bench = metrics.best_photo_activation(model, metrics.photo_crops(size, channels))
+    np.testing.assert_array_equal(plan.photos.best(model), bench)
+    originals = metrics.best_photo_activation(model, metrics.photo_crops(size, channels, flips=False))
+    assert (bench >= originals * (1 - 1e-5)).all() and (bench > originals * 1.05).any(), (bench, originals)
+
+
 def test_tile_labels_say_how_each_picture_was_made():
     """White box: grown from noise; red: flagged (dead or beaten by a photo); blue: grown from a photo crop
     (red wins); purple: a unit's tiled patch; grey pictures get black, mid-grey and dark grey boxes."""
