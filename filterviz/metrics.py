@@ -98,15 +98,20 @@ def _channel_means(model: keras.Model, images: np.ndarray, batch: int, relu: boo
     return _channel_stats(model, images, batch)[1 if relu else 0]
 
 
-def _channel_stats(model: keras.Model, images: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every channel's mean activation and the mean of its positive part, per image ([N, C] each), from one
-    forward pass."""
-    means, fires = [], []
+def _channel_stats(
+    model: keras.Model, images: np.ndarray, batch: int, filters: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Every channel's mean activation and the mean of its positive part, per image ([N, C] each), and with
+    `filters` each image's own filter's map ([N, h, w]; else None), from one forward pass."""
+    means, fires, maps = [], [], []
     for s in range(0, len(images), batch):
         y = tf.cast(model(tf.constant(images[s : s + batch]), training=False), tf.float32)
         means.append(tf.reduce_mean(y, axis=[1, 2]).numpy())
         fires.append(tf.reduce_mean(tf.nn.relu(y), axis=[1, 2]).numpy())
-    return np.concatenate(means), np.concatenate(fires)
+        if filters is not None:
+            own = tf.gather(tf.transpose(y, [0, 3, 1, 2]), filters[s : s + batch], axis=1, batch_dims=1)
+            maps.append(own.numpy())
+    return np.concatenate(means), np.concatenate(fires), np.concatenate(maps) if maps else None
 
 
 def natural_means(
@@ -206,14 +211,14 @@ def quality_metrics(
     `natural` is `post`'s natural_means at this size where the caller has it already.
     """
     size, channels = shown.shape[1], shown.shape[3]
-    acts, positive = _channel_stats(post.model, shown, batch)  # [N, C] each, one forward pass
+    acts, positive, maps = _channel_stats(post.model, shown, batch, filters)  # one forward pass
     own = acts[np.arange(len(filters)), filters]
     fires = positive[np.arange(len(filters)), filters]
     scale = natural_means(post.model, size, channels, batch=batch) if natural is None else natural
     rel = acts / scale[None, :]
     rank = 1 + (rel > rel[np.arange(len(filters)), filters][:, None]).sum(axis=1)
 
-    robust = _shift_zoom_kept(post.model, shown, filters, batch=batch, draws=draws, seed=seed)
+    robust = _shift_zoom_kept(post.model, shown, filters, maps, batch=batch, draws=draws, seed=seed)
     return {
         "activation": own,
         "dead": fires <= 0.0,
@@ -226,15 +231,6 @@ def quality_metrics(
 
 ZOOMS = (0.9, 0.95, 1.0, 1.05, 1.1)  # the small zooms a picture should survive
 BORDER = 2  # feature-map pixels left out on every side where a picture's own response is read
-
-
-def _own_maps(model: keras.Model, images: np.ndarray, filters: np.ndarray, batch: int) -> np.ndarray:
-    """Each picture's own filter's activation map: [N, h, w]."""
-    out = []
-    for s in range(0, len(images), batch):
-        y = tf.cast(model(tf.constant(images[s : s + batch]), training=False), tf.float32)
-        out.append(tf.gather(tf.transpose(y, [0, 3, 1, 2]), filters[s : s + batch], axis=1, batch_dims=1).numpy())
-    return np.concatenate(out)
 
 
 def _middle(maps: np.ndarray, share: float) -> np.ndarray:
@@ -257,14 +253,21 @@ def _zoom_kept(before: np.ndarray, after: np.ndarray, zoom: float) -> tuple[np.n
 
 
 def _shift_zoom_kept(
-    model: keras.Model, shown: np.ndarray, filters: np.ndarray, *, batch: int, draws: int, seed: int
+    model: keras.Model,
+    shown: np.ndarray,
+    filters: np.ndarray,
+    before: np.ndarray,
+    *,
+    batch: int,
+    draws: int,
+    seed: int,
 ) -> np.ndarray:
     """The mean over `draws` of the share of its activation each picture keeps under a shift of up to size/32
     pixels each way (mirrored in at the edge, no resampling), then one of the small zooms (band-limited); the
-    size is kept. [N]; NaN where the picture's own activation is not above 0 (nothing to keep)."""
+    size is kept. `before`: each picture's own map untransformed ([N, h, w], from quality_metrics' forward
+    pass). [N]; NaN where the picture's own activation is not above 0 (nothing to keep)."""
     d = max(1, shown.shape[1] // 32)
     shift = transforms.compose(transforms.pad(d, mode="reflect"), transforms.jitter(2 * d))
-    before = _own_maps(model, shown, filters, batch)
     kept, defined = np.zeros(len(filters)), np.ones(len(filters), bool)
     for k in range(draws):
         key = tf.constant([seed, 1000 + k])
@@ -273,7 +276,7 @@ def _shift_zoom_kept(
             transforms.zoomed(shift(tf.constant(shown[s : s + batch]), key), zoom).numpy()
             for s in range(0, len(shown), batch)
         ])
-        share, ok = _zoom_kept(before, _own_maps(model, moved, filters, batch), zoom)
+        share, ok = _zoom_kept(before, _channel_stats(model, moved, batch, filters)[2], zoom)
         kept, defined = kept + share, defined & ok
     return np.where(defined, kept / draws, np.nan)
 
