@@ -93,11 +93,6 @@ def colourfulness(display: np.ndarray) -> np.ndarray:
     return objectives.colourfulness_of(tf.constant(display.astype(np.float32) / 255.0)).numpy().astype(np.float64)
 
 
-def _channel_means(model: keras.Model, images: np.ndarray, batch: int, relu: bool = False) -> np.ndarray:
-    """Mean activation of every channel (of its positive part with `relu`), per image: [N, C]."""
-    return _channel_stats(model, images, batch)[1 if relu else 0]
-
-
 def _channel_stats(
     model: keras.Model, images: np.ndarray, batch: int, filters: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -124,7 +119,7 @@ def natural_means(
 
 
 def _floored_means(model: keras.Model, crops: np.ndarray, batch: int, relu: bool, floor: float = 1e-3) -> np.ndarray:
-    means = _channel_means(model, crops, batch, relu).mean(axis=0)
+    means = _channel_stats(model, crops, batch)[1 if relu else 0].mean(axis=0)  # of the positive part with relu
     return np.maximum(means, floor * max(float(means.max()), 1e-6))
 
 
