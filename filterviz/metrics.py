@@ -93,19 +93,28 @@ def colourfulness(display: np.ndarray) -> np.ndarray:
     return objectives.colourfulness_of(tf.constant(display.astype(np.float32) / 255.0)).numpy().astype(np.float64)
 
 
+def _outputs(model: keras.Model, images: np.ndarray, batch: int):
+    """The layer's output, float32, batch by batch: (start index, [n, h, w, C])."""
+    for s in range(0, len(images), batch):
+        yield s, tf.cast(model(tf.constant(images[s : s + batch]), training=False), tf.float32)
+
+
+def _own(y: tf.Tensor, filters: np.ndarray) -> np.ndarray:
+    """Each image's own filter's map [n, h, w] of a layer output [n, h, w, C]."""
+    return tf.gather(tf.transpose(y, [0, 3, 1, 2]), filters, axis=1, batch_dims=1).numpy()
+
+
 def _channel_stats(
     model: keras.Model, images: np.ndarray, batch: int, filters: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Every channel's mean activation and the mean of its positive part, per image ([N, C] each), and with
     `filters` each image's own filter's map ([N, h, w]; else None), from one forward pass."""
     means, fires, maps = [], [], []
-    for s in range(0, len(images), batch):
-        y = tf.cast(model(tf.constant(images[s : s + batch]), training=False), tf.float32)
+    for s, y in _outputs(model, images, batch):
         means.append(tf.reduce_mean(y, axis=[1, 2]).numpy())
         fires.append(tf.reduce_mean(tf.nn.relu(y), axis=[1, 2]).numpy())
         if filters is not None:
-            own = tf.gather(tf.transpose(y, [0, 3, 1, 2]), filters[s : s + batch], axis=1, batch_dims=1)
-            maps.append(own.numpy())
+            maps.append(_own(y, filters[s : s + batch]))
     return np.concatenate(means), np.concatenate(fires), np.concatenate(maps) if maps else None
 
 
@@ -247,16 +256,8 @@ def _zoom_kept(before: np.ndarray, after: np.ndarray, zoom: float) -> tuple[np.n
     return _middle(after, inner * min(1.0, zoom)) / np.where(was > 0, was, 1.0), was > 0
 
 
-def _shift_zoom_kept(
-    model: keras.Model,
-    shown: np.ndarray,
-    filters: np.ndarray,
-    before: np.ndarray,
-    *,
-    batch: int,
-    draws: int,
-    seed: int,
-) -> np.ndarray:
+def _shift_zoom_kept(model: keras.Model, shown: np.ndarray, filters: np.ndarray, before: np.ndarray, *, batch: int,
+                     draws: int, seed: int) -> np.ndarray:
     """The mean over `draws` of the share of its activation each picture keeps under a shift of up to size/32
     pixels each way (mirrored in at the edge, no resampling), then one of the small zooms (band-limited); the
     size is kept. `before`: each picture's own map untransformed ([N, h, w], from quality_metrics' forward
@@ -271,7 +272,8 @@ def _shift_zoom_kept(
             transforms.zoomed(shift(tf.constant(shown[s : s + batch]), key), zoom).numpy()
             for s in range(0, len(shown), batch)
         ])
-        share, ok = _zoom_kept(before, _channel_stats(model, moved, batch, filters)[2], zoom)
+        after = np.concatenate([_own(y, filters[s : s + batch]) for s, y in _outputs(model, moved, batch)])
+        share, ok = _zoom_kept(before, after, zoom)
         kept, defined = kept + share, defined & ok
     return np.where(defined, kept / draws, np.nan)
 
